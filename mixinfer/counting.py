@@ -1,0 +1,326 @@
+"""Counting pretokens ("words") per category with the tokenizer's own normalizer and pre-tokenizer.
+
+Speed comes from pretokenizing each *distinct* piece of text once. A document is normalised whole,
+then cut before every space that sits between two non-space characters: every pre-tokenizer that
+splits at spaces (byte-level regexes, Metaspace, whitespace splitters) cuts there too, and HF
+pre-tokenizer sequences only refine cuts, never join them, so counting the pieces and pretokenizing
+each distinct piece with ``tokenizers`` gives exactly the counts of pretokenizing the whole text.
+For a pre-tokenizer not known to cut at spaces, whole documents are pretokenized instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from typing import Any
+
+import numpy as np
+
+from mixinfer import pretokenizers
+from mixinfer.cache import Cache, make_key
+from mixinfer.errors import SamplesError
+from mixinfer.pretokenizers import Pretokenizer
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.samples import Category, ReadStats, iter_documents
+
+# tokenizers warns (and disables its thread pool) in forked children; workers need no threads.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Batches sent to a worker process: large enough to amortise pickling, small enough for progress.
+_BATCH_BYTES = 4 << 20
+_SPACE_CUT = re.compile(r"(?<=\S)(?= \S)")
+# Spawning workers costs about a second; below this much text one process is faster.
+_PARALLEL_MIN_BYTES = 8 << 20
+
+# SentencePiece presets run after spaces became "▁": cut before a lone "▁" between two other
+# characters, where their pattern always starts a new pretoken.
+_META_CUT = re.compile(r"(?<=[^▁])(?=▁[^▁])")
+
+
+def _preset_split_regexes() -> tuple[set[str], set[str]]:
+    """Split regexes of the presets: those that cut at spaces, and the SentencePiece ones."""
+    spaces: set[str] = set()
+    meta: set[str] = set()
+    for p in pretokenizers.PRESETS.values():
+        spec = json.loads(p.pre_tokenizer_json) if p.pre_tokenizer_json else {}
+        nodes = spec.get("pretokenizers", [spec]) if spec.get("type") == "Sequence" else [spec]
+        for node in nodes:
+            regex = node.get("pattern", {}).get("Regex") if node.get("type") == "Split" else None
+            if regex:
+                (spaces if p.byte_level else meta).add(regex)
+    for pattern in (
+        pretokenizers.GPT2_PATTERN,
+        pretokenizers.CL100K_PATTERN,
+        pretokenizers.O200K_PATTERN,
+        pretokenizers.LLAMA3_PATTERN,
+    ):
+        spaces.update({pattern, pretokenizers.onig_compatible(pattern)})
+    return spaces, meta
+
+
+_SPACE_REGEXES, _META_REGEXES = _preset_split_regexes()
+
+
+def _cuts_at_spaces(node: Any) -> bool:
+    """Whether a pre-tokenizer (JSON) certainly cuts before a space between two non-spaces."""
+    if not isinstance(node, dict):
+        return False
+    kind = node.get("type")
+    if kind == "Sequence":
+        return any(_cuts_at_spaces(p) for p in node.get("pretokenizers", []))
+    if kind == "ByteLevel":
+        return bool(node.get("use_regex", True))
+    if kind in ("Whitespace", "WhitespaceSplit", "BertPreTokenizer"):
+        return True
+    if kind == "Metaspace":
+        return bool(node.get("split", True))
+    if kind == "Split":
+        pattern = node.get("pattern", {})
+        behavior = node.get("behavior")
+        if pattern.get("String") == " ":
+            return behavior in ("Removed", "Isolated", "MergedWithNext")
+        regex = pattern.get("Regex")
+        return regex in _SPACE_REGEXES and behavior == "Isolated" and not node.get("invert")
+    return False
+
+
+def cut_rule(pretok: Pretokenizer) -> re.Pattern[str] | None:
+    """The regex that cuts normalised text into independently pretokenizable pieces, if any."""
+    spec = json.loads(pretok.pre_tokenizer_json) if pretok.pre_tokenizer_json else None
+    if _cuts_at_spaces(spec):
+        return _SPACE_CUT
+    if (
+        isinstance(spec, dict)
+        and spec.get("type") == "Split"
+        and spec.get("pattern", {}).get("Regex") in _META_REGEXES
+        and spec.get("behavior") == "Isolated"
+        and not spec.get("invert")
+    ):
+        return _META_CUT
+    return None
+
+
+@dataclass
+class WordCounts:
+    """The pretokens of one category's samples and how often each occurs.
+
+    Attributes:
+        category: the category name.
+        words: pretoken as raw bytes -> count.
+        bytes: UTF-8 bytes of sample text read (before normalisation): the unit of proportions.
+        documents: text units read (documents or lines, see ``--unit``).
+        warnings: problems found while reading (invalid UTF-8, skipped files).
+    """
+
+    category: str
+    words: dict[bytes, int]
+    bytes: int
+    documents: int
+    warnings: list[str] = field(default_factory=list)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Pack into arrays for the cache, words in sorted order."""
+        keys = sorted(self.words)
+        lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
+        return {
+            "blob": np.frombuffer(b"".join(keys), dtype=np.uint8),
+            "lengths": lengths,
+            "counts": np.fromiter((self.words[k] for k in keys), dtype=np.int64, count=len(keys)),
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, category: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+    ) -> WordCounts:
+        """Unpack what :meth:`to_arrays` stored."""
+        blob = arrays["blob"].tobytes()
+        ends = np.cumsum(arrays["lengths"]).tolist()
+        starts = [0, *ends[:-1]]
+        words = {
+            blob[s:e]: int(c)
+            for s, e, c in zip(starts, ends, arrays["counts"].tolist(), strict=True)
+        }
+        return cls(category, words, int(meta["bytes"]), int(meta["documents"]), meta["warnings"])
+
+
+class _Counter:
+    """Pretokenizes text; built once per process from a :class:`Pretokenizer`."""
+
+    def __init__(self, pretok: Pretokenizer) -> None:
+        self.normalizer, self.pre_tokenizer = pretokenizers.build(pretok)
+        self.cut = cut_rule(pretok)
+        self.byte_level = pretok.byte_level
+
+    def count(self, texts: Iterable[str]) -> dict[bytes, int]:
+        pieces: Counter[str] = Counter()
+        for text in texts:
+            if self.normalizer is not None:
+                text = self.normalizer.normalize_str(text)
+            if self.cut is not None:
+                pieces.update(self.cut.split(text))
+            else:
+                pieces[text] += 1
+        words: Counter[str] = Counter()
+        if self.pre_tokenizer is None:
+            words = pieces
+        else:
+            pretokenize = self.pre_tokenizer.pre_tokenize_str
+            for piece, n in pieces.items():
+                for word, _ in pretokenize(piece):
+                    words[word] += n
+        if self.byte_level:
+            table = pretokenizers.BYTE_DECODER
+            out: dict[bytes, int] = {}
+            for word, n in words.items():
+                try:
+                    raw = bytes(table[ch] for ch in word)
+                except KeyError:
+                    # A normalizer/pre-tokenizer step after ByteLevel produced non-byte characters.
+                    raw = word.encode("utf-8")
+                out[raw] = out.get(raw, 0) + n
+            return out
+        return {word.encode("utf-8"): n for word, n in words.items()}
+
+
+_WORKER: _Counter | None = None
+
+
+def _init_worker(pretok: Pretokenizer) -> None:
+    global _WORKER
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER = _Counter(pretok)
+
+
+def _work(texts: list[str]) -> dict[bytes, int]:
+    assert _WORKER is not None
+    return _WORKER.count(texts)
+
+
+def _batches(texts: Iterable[str]) -> Iterable[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _merge(into: dict[bytes, int], part: dict[bytes, int]) -> None:
+    get = into.get
+    for word, n in part.items():
+        into[word] = get(word, 0) + n
+
+
+def count_key(category: Category, pretok: Pretokenizer, max_bytes: int, unit: str) -> str:
+    """The cache key of a category's word counts."""
+    return make_key("words", category.fingerprint(), pretok.fingerprint(), max_bytes, unit)
+
+
+def estimate_bytes(categories: Sequence[Category], max_bytes: int) -> int:
+    """A rough total of the text to read (gzip assumed to compress 3x), for progress bars."""
+    total = 0
+    for cat in categories:
+        size = sum(f.size * (3 if f.path.name.endswith(".gz") else 1) for f in cat.files)
+        total += min(size, max_bytes)
+    return total
+
+
+def count_words(
+    categories: Sequence[Category],
+    pretok: Pretokenizer,
+    *,
+    max_bytes: int,
+    unit: str = "document",
+    cache: Cache | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback = noop,
+) -> list[WordCounts]:
+    """Count the words of every category, reading each within ``max_bytes``.
+
+    Categories found in the cache are loaded; the rest are counted, in ``workers`` processes
+    (default: all cores) when there is enough text to pay for them.
+    """
+    cache = cache or Cache(None)
+    results: dict[int, WordCounts] = {}
+    todo: list[int] = []
+    for i, cat in enumerate(categories):
+        hit = cache.load("words", count_key(cat, pretok, max_bytes, unit))
+        if hit is not None:
+            results[i] = WordCounts.from_arrays(cat.name, *hit)
+        else:
+            todo.append(i)
+    total = estimate_bytes([categories[i] for i in todo], max_bytes)
+    done = 0
+    progress(Progress("count", 0, total, "bytes"))
+    if workers is None:
+        workers = os.cpu_count() or 1
+    workers = max(1, min(workers, 2 * len(todo)))
+    parallel = workers > 1 and total >= _PARALLEL_MIN_BYTES
+
+    partial: dict[int, dict[bytes, int]] = {i: {} for i in todo}
+    stats: dict[int, ReadStats] = {i: ReadStats() for i in todo}
+
+    def texts_of(i: int) -> Iterable[str]:
+        return iter_documents(categories[i], max_bytes=max_bytes, unit=unit, stats=stats[i])
+
+    if not parallel:
+        counter = _Counter(pretok)
+        for i in todo:
+            for batch in _batches(texts_of(i)):
+                _merge(partial[i], counter.count(batch))
+                done += sum(len(t) for t in batch)
+                progress(Progress("count", done, total, "bytes", categories[i].name))
+    else:
+        # fork needs no importable __main__ (scripts without a main guard work) and starts fast;
+        # workers only pretokenize, so inheriting the parent's state is harmless.
+        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(pretok,)
+        ) as pool:
+            pending: dict[Future[dict[bytes, int]], tuple[int, int]] = {}
+
+            def drain(block_until: int) -> None:
+                nonlocal done
+                while len(pending) > block_until:
+                    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i, size = pending.pop(fut)
+                        _merge(partial[i], fut.result())
+                        done += size
+                        progress(Progress("count", done, total, "bytes", categories[i].name))
+
+            for i in todo:
+                for batch in _batches(texts_of(i)):
+                    pending[pool.submit(_work, batch)] = (i, sum(len(t) for t in batch))
+                    # Bound the text held in memory to a few batches per worker.
+                    drain(2 * workers)
+            drain(0)
+
+    for i in todo:
+        cat = categories[i]
+        st = stats[i]
+        if st.bytes == 0:
+            raise SamplesError(
+                f"category '{cat.name}' has no readable text (files: {len(cat.files)}, all empty, "
+                f"binary or unreadable); add text or remove {cat.files[0].path.parent}"
+            )
+        wc = WordCounts(cat.name, partial.pop(i), st.bytes, st.documents, st.warnings + cat.skipped)
+        cache.store(
+            "words",
+            count_key(cat, pretok, max_bytes, unit),
+            wc.to_arrays(),
+            {"bytes": wc.bytes, "documents": wc.documents, "warnings": wc.warnings},
+        )
+        results[i] = wc
+    progress(Progress("count", total, total, "bytes"))
+    return [results[i] for i in range(len(categories))]

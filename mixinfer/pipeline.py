@@ -1,0 +1,246 @@
+"""The whole inference, stage by stage: tokenizer -> samples -> words -> traces -> LP -> result."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.counting import WordCounts, count_key, count_words
+from mixinfer.errors import UsageError
+from mixinfer.pretokenizers import preset
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.replay import Trace, TokenTable, cached_replay, replay, trace_key
+from mixinfer.report import CategoryStats, InferenceResult, read_truth
+from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, Category, bundled_samples_dir, discover
+from mixinfer.solver import ROWS_PER_ROUND, MixtureLP, solve
+from mixinfer.tokenizer import BPETokenizer, load_tokenizer
+
+DEFAULT_MERGES = 30000
+TRUTH_FILE = "truth.json"
+
+
+def _replay_job(args: tuple[dict[bytes, int], TokenTable, int]) -> Trace:
+    words, table, merges = args
+    return replay(words, table, merges)
+
+
+def build_traces(
+    counts: Sequence[WordCounts],
+    keys: Sequence[str],
+    tok: BPETokenizer,
+    merges: int,
+    cache: Cache,
+    *,
+    workers: int | None = None,
+    progress: ProgressCallback = noop,
+) -> list[Trace]:
+    """Replay ``merges`` merges over every category's words (cached; parallel over categories)."""
+    table = TokenTable.build(tok)
+    traces: dict[int, Trace] = {}
+    todo = []
+    for i, (wc, key) in enumerate(zip(counts, keys, strict=True)):
+        hit = cache.load("trace", trace_key(key, tok, merges))
+        if hit is not None:
+            traces[i] = Trace.from_arrays(merges, hit[0])
+        else:
+            todo.append(i)
+    total = merges * len(counts)
+    done = merges * (len(counts) - len(todo))
+    progress(Progress("replay", done, total, "merges"))
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(todo) > 1:
+        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+            jobs = [(counts[i].words, table, merges) for i in todo]
+            for i, trace in zip(todo, pool.map(_replay_job, jobs), strict=True):
+                cache.store("trace", trace_key(keys[i], tok, merges), trace.to_arrays())
+                traces[i] = trace
+                done += merges
+                progress(Progress("replay", done, total, "merges", counts[i].category))
+    else:
+        for i in todo:
+            base = done
+
+            def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
+                progress(Progress("replay", base + p.done, total, "merges", name))
+
+            traces[i] = cached_replay(
+                counts[i].words, keys[i], tok, table, merges, cache, progress=step,
+                label=counts[i].category,
+            )
+            done += merges
+    progress(Progress("replay", total, total, "merges"))
+    return [traces[i] for i in range(len(counts))]
+
+
+def find_truth(tokenizer_source: str) -> Path | None:
+    """A ``truth.json`` beside a local tokenizer file (or inside a tokenizer directory)."""
+    p = Path(tokenizer_source)
+    if not p.exists():
+        return None
+    folder = p if p.is_dir() else p.parent
+    candidate = folder / TRUTH_FILE
+    return candidate if candidate.is_file() else None
+
+
+def infer(
+    tokenizer: str | os.PathLike[str] | BPETokenizer,
+    samples: str | os.PathLike[str] | None = None,
+    *,
+    merges: int = DEFAULT_MERGES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    solver: str = "auto",
+    pretokenizer: str | None = None,
+    time_limit: float | None = None,
+    unit: str = "document",
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    truth: str | os.PathLike[str] | dict[str, float] | None = None,
+    start_merge: int = 0,
+    workers: int | None = None,
+    offline: bool | None = None,
+    progress: ProgressCallback = noop,
+) -> InferenceResult:
+    """Infer the training mixture of a BPE tokenizer from per-category sample text.
+
+    Args:
+        tokenizer: a tokenizer source (see :func:`mixinfer.load_tokenizer`) or a loaded tokenizer.
+        samples: a directory with one sub-directory of text per category; default: the bundled
+            samples.
+        merges: how many leading merges to use (capped at the merge list's length).
+        max_bytes: per-category byte budget, taken deterministically.
+        solver: ``auto`` (HiGHS via highspy, else CBC), ``highs``, ``cbc`` or ``pulp:NAME``.
+        pretokenizer: a preset name overriding the tokenizer's own pretokenizer.
+        time_limit: seconds for the LP; when hit, the best proportions so far are returned with
+            ``solver["status"] == "time_limit"``.
+        unit: ``document`` or ``line``: how text is cut before pretokenization (match training).
+        cache_dir / use_cache: where word counts and traces are cached (default
+            :func:`mixinfer.cache.default_cache_dir`), or no cache.
+        truth: a true mixture (mapping or JSON file) to compare against; by default a
+            ``truth.json`` beside a local tokenizer file is used when present.
+        start_merge: replay merges before this without constraints (for extended tokenizers).
+        workers: processes for counting and replay (default: all cores).
+        offline: never use the network (default: follow ``HF_HUB_OFFLINE``).
+        progress: called with :class:`mixinfer.progress.Progress` updates.
+
+    Returns:
+        An :class:`InferenceResult`.
+    """
+    if merges <= 0:
+        raise UsageError(f"--merges must be a positive number of merges, not {merges}")
+    if max_bytes <= 0:
+        raise UsageError(f"--max-bytes must be a positive number of bytes, not {max_bytes}")
+    if unit not in UNITS:
+        raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
+    if time_limit is not None and time_limit <= 0:
+        raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+    timing: dict[str, float] = {}
+    t0 = time.monotonic()
+    if isinstance(tokenizer, BPETokenizer):
+        tok = tokenizer if pretokenizer is None else load_override(tokenizer, pretokenizer)
+    else:
+        tok = load_tokenizer(tokenizer, pretokenizer=pretokenizer, offline=offline)
+    timing["load_tokenizer"] = time.monotonic() - t0
+
+    truth_map: dict[str, float] | None = None
+    truth_source: str | None = None
+    if isinstance(truth, dict):
+        truth_map, truth_source = dict(truth), "given"
+    elif truth is not None:
+        truth_map, truth_source = read_truth(truth), str(truth)
+    elif not isinstance(tokenizer, BPETokenizer):
+        found = find_truth(str(tokenizer))
+        if found is not None:
+            truth_map, truth_source = read_truth(found), str(found)
+
+    t = time.monotonic()
+    samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
+    categories: list[Category] = discover(samples_dir)
+    cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+    counts = count_words(
+        categories, tok.pretokenizer, max_bytes=max_bytes, unit=unit, cache=cache,
+        workers=workers, progress=progress,
+    )
+    timing["count"] = time.monotonic() - t
+
+    n_merges = min(merges, len(tok.merges))
+    notes = list(tok.notes)
+    if n_merges < merges:
+        notes.append(f"the tokenizer has {len(tok.merges)} merges; using all of them")
+    if not 0 <= start_merge < n_merges:
+        raise UsageError(
+            f"--start-merge {start_merge} must be at least 0 and below the merges used ({n_merges})"
+        )
+    warnings = [w for wc in counts for w in wc.warnings]
+    stats = {wc.category: CategoryStats(wc.bytes, wc.documents, len(wc.words)) for wc in counts}
+    pretok_info = {
+        "name": tok.pretokenizer.name,
+        "reason": tok.pretokenizer.reason,
+        "fingerprint": tok.pretokenizer.fingerprint(),
+    }
+
+    if len(categories) == 1:
+        notes.append(
+            f"only one category ('{categories[0].name}'): the answer is trivially 100%; add more "
+            f"categories to {samples_dir} for a real inference"
+        )
+        timing["replay"] = timing["solve"] = 0.0
+        timing["total"] = time.monotonic() - t0
+        return InferenceResult(
+            {categories[0].name: 1.0}, str(tok.source), n_merges, len(tok.merges), pretok_info,
+            {"name": "none", "status": "trivial", "objective": 0.0, "rounds": 0,
+             "constraints": 0, "variables": 0},
+            timing, stats, unit, max_bytes, start_merge, notes, warnings, truth_map, truth_source,
+        )
+
+    t = time.monotonic()
+    keys = [count_key(c, tok.pretokenizer, max_bytes, unit) for c in categories]
+    traces = build_traces(counts, keys, tok, n_merges, cache, workers=workers, progress=progress)
+    timing["replay"] = time.monotonic() - t
+
+    t = time.monotonic()
+    table_codes = TokenTable.build(tok).merge_codes
+    lp = MixtureLP(traces, [wc.bytes for wc in counts], table_codes, start=start_merge)
+    remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 1.0)
+    result, solver_notes = solve(
+        lp, solver=solver, time_limit=remaining,
+        rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)), progress=progress,
+    )
+    timing["solve"] = time.monotonic() - t
+    timing["total"] = time.monotonic() - t0
+    notes += solver_notes
+    if result.status == "time_limit":
+        warnings.append(
+            f"the time limit stopped the LP after {result.rounds} rounds with constraints still "
+            f"violated (largest violation {result.max_violation:.3g}); the proportions are the best "
+            f"found so far, not the optimum; raise --time-limit for an exact answer"
+        )
+    proportions = {c.name: float(a) for c, a in zip(categories, result.proportions, strict=True)}
+    solver_info = {
+        "name": result.backend,
+        "status": result.status,
+        "objective": result.objective,
+        "rounds": result.rounds,
+        "constraints": result.constraints,
+        "variables": result.variables,
+        "pairs": lp.pairs,
+        "max_violation": result.max_violation,
+        "solver_seconds": result.seconds,
+    }
+    return InferenceResult(
+        proportions, str(tok.source), n_merges, len(tok.merges), pretok_info, solver_info, timing,
+        stats, unit, max_bytes, start_merge, notes, warnings, truth_map, truth_source,
+    )
+
+
+def load_override(tok: BPETokenizer, pretokenizer: str) -> BPETokenizer:
+    """A copy of ``tok`` using the named preset pretokenizer."""
+    p = preset(pretokenizer)
+    return replace(tok, pretokenizer=p, notes=[*tok.notes, f"pretokenizer: preset '{p.name}'"])
+

@@ -1,0 +1,312 @@
+"""Replaying a merge list over word counts: exact pair-count traces.
+
+For one category, the replay applies merges ``0..T-1`` in order to every distinct word (weighted by
+its count) and records how the count of every adjacent token pair changes at each step. The trace
+is the initial pair counts plus sparse per-step deltas: ``count(pair, t)`` (the count just before
+merge ``t``) is the initial count plus every delta recorded at steps ``< t``.
+
+The replay is vectorised with numpy over a flat array of all symbols of all distinct words (linked
+by ``next``/``prev`` arrays, with separators between words). Only the positions of pairs that some
+later merge will join are indexed, so a merge costs time proportional to the places it applies,
+and the whole replay grows with the number of distinct words, not with corpus size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from mixinfer.cache import Cache, make_key
+from mixinfer.errors import TokenizerError
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.tokenizer import BPETokenizer
+
+_SEP = -1
+_GONE = -2
+# How often (in merges) the replay reports progress.
+_PROGRESS_EVERY = 250
+
+
+@dataclass
+class TokenTable:
+    """Integer ids for every token a tokenizer can produce, and its merges as id triples.
+
+    Ids ``0..255`` are single bytes (the byte-level alphabet, or byte fallback for character-level
+    tokenizers); further ids are multi-byte alphabet characters and merge results, in order of
+    first appearance. A pair ``(a, b)`` is encoded as the integer ``a * size + b``.
+    """
+
+    ids: dict[bytes, int]
+    left: np.ndarray
+    right: np.ndarray
+    result: np.ndarray
+    byte_level: bool
+    alphabet: frozenset[bytes]
+
+    @property
+    def size(self) -> int:
+        """Number of token ids."""
+        return len(self.ids)
+
+    @property
+    def merge_codes(self) -> np.ndarray:
+        """The pair code of every merge, in merge order."""
+        return self.left.astype(np.int64) * self.size + self.right.astype(np.int64)
+
+    @classmethod
+    def build(cls, tok: BPETokenizer) -> TokenTable:
+        """Assign ids to every token of ``tok``; a merge of an unknown token is an error."""
+        ids: dict[bytes, int] = {bytes([b]): b for b in range(256)}
+        for ch in sorted(tok.alphabet):
+            ids.setdefault(ch, len(ids))
+        n = len(tok.merges)
+        left = np.empty(n, dtype=np.int64)
+        right = np.empty(n, dtype=np.int64)
+        result = np.empty(n, dtype=np.int64)
+        for t, (a, b) in enumerate(tok.merges):
+            ia = ids.get(a)
+            ib = ids.get(b)
+            if ia is None or ib is None:
+                missing = a if ia is None else b
+                raise TokenizerError(
+                    f"{tok.source}: merge #{t} ({a!r} + {b!r}) uses the token {missing!r}, which no "
+                    f"earlier merge or the alphabet produces; the merge list is damaged or not in order"
+                )
+            left[t] = ia
+            right[t] = ib
+            result[t] = ids.setdefault(a + b, len(ids))
+        return cls(ids, left, right, result, tok.byte_level, tok.alphabet)
+
+    def initial_symbols(self, word: bytes) -> list[int]:
+        """The ids a word starts as, before any merge."""
+        if self.byte_level:
+            return list(word)
+        out: list[int] = []
+        for ch in word.decode("utf-8", errors="surrogateescape"):
+            raw = ch.encode("utf-8", errors="surrogateescape")
+            tid = self.ids.get(raw) if (len(raw) == 1 or raw in self.alphabet) else None
+            if tid is None:
+                # Byte fallback: unknown characters enter as their bytes, which never merge.
+                out.extend(raw)
+            else:
+                out.append(tid)
+        return out
+
+
+@dataclass
+class Trace:
+    """Pair counts of one category under the first ``merges`` merges.
+
+    Attributes:
+        merges: number of merges replayed (T).
+        init_codes: pair codes present before any merge (sorted).
+        init_counts: their counts.
+        step: merge step of each delta (non-decreasing).
+        code: pair code of each delta.
+        delta: change in count caused by merge ``step`` (applies from step ``step + 1`` on).
+    """
+
+    merges: int
+    init_codes: np.ndarray
+    init_counts: np.ndarray
+    step: np.ndarray
+    code: np.ndarray
+    delta: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays for the cache."""
+        return {
+            "init_codes": self.init_codes,
+            "init_counts": self.init_counts,
+            "step": self.step,
+            "code": self.code,
+            "delta": self.delta,
+        }
+
+    @classmethod
+    def from_arrays(cls, merges: int, arrays: Mapping[str, np.ndarray]) -> Trace:
+        """Rebuild from :meth:`to_arrays`."""
+        return cls(
+            merges,
+            arrays["init_codes"],
+            arrays["init_counts"],
+            arrays["step"],
+            arrays["code"],
+            arrays["delta"],
+        )
+
+    def counts_at(self, t: int) -> dict[int, int]:
+        """Every nonzero pair count just before merge ``t`` (a slow reference, for tests)."""
+        counts = dict(zip(self.init_codes.tolist(), self.init_counts.tolist(), strict=True))
+        upto = int(np.searchsorted(self.step, t, side="left"))
+        for code, d in zip(self.code[:upto].tolist(), self.delta[:upto].tolist(), strict=True):
+            counts[code] = counts.get(code, 0) + d
+        return {c: n for c, n in counts.items() if n}
+
+
+def _sum_by_code(codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inv = np.unique(codes, return_inverse=True)
+    sums = np.bincount(inv, weights=weights, minlength=len(uniq))
+    return uniq, np.rint(sums).astype(np.int64)
+
+
+def replay(
+    words: Mapping[bytes, int],
+    table: TokenTable,
+    merges: int,
+    *,
+    progress: ProgressCallback = noop,
+    label: str = "",
+) -> Trace:
+    """Replay the first ``merges`` merges of ``table`` over ``words`` (word -> count)."""
+    size = table.size
+    # Sorted words make symbol positions, and so everything downstream, independent of dict order.
+    keys = sorted(words)
+    counts = np.fromiter((words[k] for k in keys), dtype=np.int64, count=len(keys))
+    if table.byte_level:
+        lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
+        flat = np.frombuffer(b"".join(keys), dtype=np.uint8).astype(np.int64)
+    else:
+        seqs = [table.initial_symbols(k) for k in keys]
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        flat = np.fromiter((x for s in seqs for x in s), dtype=np.int64, count=int(lengths.sum()))
+    n_words = len(keys)
+    total = int(lengths.sum()) + n_words + 1
+    # Layout: [SEP] w0 [SEP] w1 [SEP] ... so that every word has a separator on both sides.
+    starts = np.zeros(n_words, dtype=np.int64)
+    if n_words:
+        starts[1:] = np.cumsum(lengths + 1)[:-1]
+    starts += 1
+    sym = np.full(total, _SEP, dtype=np.int64)
+    weight = np.zeros(total, dtype=np.float64)
+    if n_words:
+        word_of = np.repeat(np.arange(n_words), lengths)
+        positions = starts[word_of] + (
+            np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        )
+        sym[positions] = flat
+        weight[positions] = counts[word_of].astype(np.float64)
+        del word_of, positions
+    nxt = np.arange(1, total + 1, dtype=np.int64)
+    nxt[-1] = total - 1
+    prv = np.arange(-1, total - 1, dtype=np.int64)
+    prv[0] = 0
+
+    left = np.arange(total - 1)
+    ok = (sym[:-1] >= 0) & (sym[1:] >= 0)
+    pos0 = left[ok]
+    codes0 = sym[pos0] * size + sym[pos0 + 1]
+    init_codes, init_counts = _sum_by_code(codes0, weight[pos0])
+
+    merges = min(merges, len(table.left))
+    mcodes = table.merge_codes[:merges]
+    wanted = np.unique(mcodes)
+
+    index: dict[int, list[np.ndarray]] = {}
+
+    def add_to_index(pos: np.ndarray, codes: np.ndarray) -> None:
+        keep = np.isin(codes, wanted)
+        if not keep.any():
+            return
+        pos, codes = pos[keep], codes[keep]
+        order = np.argsort(codes, kind="stable")
+        pos, codes = pos[order], codes[order]
+        uniq, first = np.unique(codes, return_index=True)
+        for code, chunk in zip(uniq.tolist(), np.split(pos, first[1:]), strict=True):
+            index.setdefault(code, []).append(chunk)
+
+    add_to_index(pos0, codes0)
+    del pos0, codes0, left, ok
+
+    d_step: list[np.ndarray] = []
+    d_code: list[np.ndarray] = []
+    d_val: list[np.ndarray] = []
+    a_ids, b_ids, c_ids = table.left, table.right, table.result
+    for t in range(merges):
+        if t % _PROGRESS_EVERY == 0:
+            progress(Progress("replay", t, merges, "merges", label))
+        chunks = index.pop(int(mcodes[t]), None)
+        if chunks is None:
+            continue
+        cand = np.unique(np.concatenate(chunks)) if len(chunks) > 1 else np.unique(chunks[0])
+        a, b, c = int(a_ids[t]), int(b_ids[t]), int(c_ids[t])
+        cand = cand[sym[cand] == a]
+        cand = cand[sym[nxt[cand]] == b]
+        if a == b and len(cand) > 1:
+            # Runs like "aaa": merge left to right without overlap (every other position of a run).
+            cont = np.zeros(len(cand), dtype=bool)
+            cont[1:] = prv[cand[1:]] == cand[:-1]
+            run_start = np.maximum.accumulate(np.where(~cont, np.arange(len(cand)), 0))
+            cand = cand[(np.arange(len(cand)) - run_start) % 2 == 0]
+        if len(cand) == 0:
+            continue
+        i_pos = cand
+        j_pos = nxt[i_pos]
+        l_pos = prv[i_pos]
+        r_pos = nxt[j_pos]
+
+        old = np.unique(np.concatenate([l_pos, i_pos, j_pos]))
+        old = old[(sym[old] >= 0) & (sym[nxt[old]] >= 0)]
+        old_codes = sym[old] * size + sym[nxt[old]]
+        old_w = weight[old]
+
+        sym[i_pos] = c
+        sym[j_pos] = _GONE
+        nxt[i_pos] = r_pos
+        prv[r_pos] = i_pos
+
+        new = np.unique(np.concatenate([l_pos, i_pos]))
+        new = new[(sym[new] >= 0) & (sym[nxt[new]] >= 0)]
+        new_codes = sym[new] * size + sym[nxt[new]]
+
+        codes, sums = _sum_by_code(
+            np.concatenate([old_codes, new_codes]), np.concatenate([-old_w, weight[new]])
+        )
+        nz = sums != 0
+        if nz.any():
+            d_step.append(np.full(int(nz.sum()), t, dtype=np.int32))
+            d_code.append(codes[nz])
+            d_val.append(sums[nz])
+        add_to_index(new, new_codes)
+    progress(Progress("replay", merges, merges, "merges", label))
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    return Trace(
+        merges,
+        init_codes,
+        init_counts,
+        cat(d_step, np.int32),
+        cat(d_code, np.int64),
+        cat(d_val, np.int64),
+    )
+
+
+def trace_key(words_key: str, tok: BPETokenizer, merges: int) -> str:
+    """The cache key of a trace: the word counts it came from and the merges replayed."""
+    return make_key("trace", words_key, tok.merges_fingerprint(merges), merges)
+
+
+def cached_replay(
+    words: Mapping[bytes, int],
+    words_key: str,
+    tok: BPETokenizer,
+    table: TokenTable,
+    merges: int,
+    cache: Cache,
+    *,
+    progress: ProgressCallback = noop,
+    label: str = "",
+) -> Trace:
+    """:func:`replay`, through the cache."""
+    key = trace_key(words_key, tok, merges)
+    hit = cache.load("trace", key)
+    if hit is not None:
+        progress(Progress("replay", merges, merges, "merges", label))
+        return Trace.from_arrays(merges, hit[0])
+    trace = replay(words, table, merges, progress=progress, label=label)
+    cache.store("trace", key, trace.to_arrays(), {"merges": merges})
+    return trace
