@@ -49,7 +49,6 @@ ROWS_PER_ROUND = 4000
 PER_STEP = 16
 PRUNE_FACTOR = 6
 PRUNE_SLACK = 1e-3
-DEBUG = False
 
 
 @dataclass
@@ -580,10 +579,6 @@ def solve(
         fresh = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
         steps, pairs, viol, keys = steps[fresh], pairs[fresh], viol[fresh], keys[fresh]
         max_violation = float(viol.max()) if len(viol) else 0.0
-        if DEBUG and len(viol):
-            hp = np.isin(pairs, np.fromiter(backend.pair_col.keys(), np.int64))
-            hs = np.isin(steps, np.fromiter(backend.step_col.keys(), np.int64))
-            print(rounds, len(viol), "pair has col", hp.mean(), "step has col", hs.mean(), "uniq pairs", len(np.unique(pairs)), "uniq steps", len(np.unique(steps)), "viol med", np.median(viol), "alpha", np.round(alpha, 4))
         history.append(
             {
                 "round": rounds,
