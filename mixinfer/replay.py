@@ -207,7 +207,9 @@ def replay(
     index: dict[int, list[np.ndarray]] = {}
 
     def add_to_index(pos: np.ndarray, codes: np.ndarray) -> None:
-        keep = np.isin(codes, wanted)
+        # Membership by binary search: np.isin re-sorts ``wanted`` on every call.
+        at = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
+        keep = wanted[at] == codes
         if not keep.any():
             return
         pos, codes = pos[keep], codes[keep]
@@ -286,8 +288,15 @@ def replay(
 
 
 def trace_key(words_key: str, tok: BPETokenizer, merges: int) -> str:
-    """The cache key of a trace: the word counts it came from and the merges replayed."""
-    return make_key("trace", words_key, tok.merges_fingerprint(merges), merges)
+    """The cache key of a trace: the word counts it came from and the merges replayed.
+
+    Pair codes are ``a * size + b`` with ``size`` the number of tokens of the *whole* merge list,
+    so the size is part of the key: two lists sharing their first ``merges`` merges but not their
+    length must not share traces.
+    """
+    tokens = {bytes([b]) for b in range(256)} | set(tok.alphabet)
+    size = len(tokens | {a + b for a, b in tok.merges})
+    return make_key("trace", words_key, tok.merges_fingerprint(merges), merges, size)
 
 
 def cached_replay(

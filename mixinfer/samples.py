@@ -12,6 +12,7 @@ Other files are skipped with a warning. Symbolic links are followed.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -33,12 +34,16 @@ _READ_PIECE = 8 << 20
 def bundled_samples_dir() -> Path:
     """The default samples: ``data_samples/general`` of the source tree or the installed copy."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "data_samples" / "general", here / "data_samples" / "general"):
+    # The source tree (editable installs), then the current directory (a plain install run from
+    # the project's checkout, as the README does).
+    for root in (here.parent, Path.cwd()):
+        candidate = root / "data_samples" / "general"
         if candidate.is_dir():
             return candidate
     raise SamplesError(
-        "the bundled samples (data_samples/general) were not found next to the mixinfer package; "
-        "pass --samples DIR with one sub-directory of text per category"
+        "the bundled samples (data_samples/general) were not found next to the mixinfer package "
+        "or in the current directory; run from the project's checkout, or pass --samples DIR with "
+        "one sub-directory of text per category"
     )
 
 
@@ -139,8 +144,9 @@ class ReadStats:
     warnings: list[str] = field(default_factory=list)
 
 
-def _decode(data: bytes, path: Path, stats: ReadStats) -> str:
-    text = data.decode("utf-8", errors="replace")
+def _decode(data: bytes, path: Path, stats: ReadStats, *, final: bool = True) -> str:
+    # Not final: the data was cut at the budget, so a character split there is not an error.
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=final)
     if "\ufffd" in text:
         # Count only replacements that came from invalid bytes, not literal U+FFFD in the input.
         bad = text.count("\ufffd") - data.count("\ufffd".encode())
@@ -173,7 +179,7 @@ def _read_txt(f: SampleFile, stats: ReadStats, budget: int) -> Iterator[str]:
         stats.warnings.append(f"{f.path}: looks like a binary file (NUL bytes); skipped")
         return
     if data:
-        yield _decode(data, f.path, stats)
+        yield _decode(data, f.path, stats, final=len(data) <= budget)
 
 
 def _read_jsonl(f: SampleFile, stats: ReadStats) -> Iterator[str]:

@@ -1,0 +1,196 @@
+"""End to end: real text, real trained tokenizers, the lazy LP against the full LP and two solvers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+import mixinfer
+from mixinfer.counting import count_words
+from mixinfer.pretokenizers import preset
+from mixinfer.replay import TokenTable, replay
+from mixinfer.samples import discover
+from mixinfer.solver import SCALE, MixtureLP, solve
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERAL = ROOT / "data_samples" / "general"
+
+
+def _documents(category: str, limit: int) -> list[str]:
+    import gzip
+
+    docs = []
+    size = 0
+    for path in sorted((GENERAL / category).glob("*.txt.gz")):
+        text = gzip.open(path, "rt", encoding="utf-8").read()
+        docs.append(text)
+        size += len(text.encode())
+        if size >= limit:
+            break
+    return docs
+
+
+def _train(docs: list[str], vocab: int) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(docs, trainer=trainer)
+    return tok
+
+
+@pytest.fixture(scope="module")
+def mixture_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, float]]:
+    """A tokenizer trained on a known mixture of 4 real categories, and disjoint attack samples."""
+    cats = ["en", "de", "code", "ru"]
+    if not all((GENERAL / c).is_dir() for c in cats):
+        pytest.skip("bundled samples data_samples/general are not built")
+    weights = {"en": 0.45, "de": 0.25, "code": 0.2, "ru": 0.1}
+    root = tmp_path_factory.mktemp("mixture")
+    train_docs: list[str] = []
+    true_bytes: dict[str, int] = {}
+    total = 2_400_000
+    for c in cats:
+        docs = _documents(c, 900_000)
+        half = len(docs) // 2
+        train, attack = docs[:half], docs[half:]
+        (root / "samples" / c).mkdir(parents=True)
+        for i, d in enumerate(attack):
+            (root / "samples" / c / f"{i:04d}.txt").write_text(d, encoding="utf-8")
+        got = 0
+        for d in itertools.cycle(train):
+            if got >= weights[c] * total:
+                break
+            train_docs.append(d)
+            got += len(d.encode())
+        true_bytes[c] = got
+    tok = _train(train_docs, 256 + 1200)
+    tok_path = root / "tokenizer.json"
+    tok.save(str(tok_path))
+    s = sum(true_bytes.values())
+    return tok_path, root / "samples", {c: b / s for c, b in true_bytes.items()}
+
+
+@pytest.mark.slow
+def test_recovers_a_known_mixture_of_real_text(
+    mixture_case: tuple[Path, Path, dict[str, float]], tmp_path: Path
+) -> None:
+    tok_path, samples, truth = mixture_case
+    events: list[str] = []
+    result = mixinfer.infer(
+        tok_path,
+        samples,
+        merges=1000,
+        cache_dir=tmp_path / "cache",
+        truth=truth,
+        progress=lambda p: events.append(p.stage),
+    )
+    assert result.solver["status"] == "optimal"
+    assert set(result.proportions) == set(truth)
+    assert math.isclose(sum(result.proportions.values()), 1.0, rel_tol=1e-9)
+    # The reference prototype reached about -4.7 at 30 MB; this is 2.4 MB and T=1000.
+    assert result.log10_mse is not None and result.log10_mse < -3.0, result.to_frame()
+    assert {"count", "replay", "solve"} <= set(events)
+    frame = result.to_frame()
+    assert list(frame.columns) == ["category", "proportion", "truth", "error"]
+    assert frame["proportion"].is_monotonic_decreasing
+
+    # A second run reads words and traces from the cache and gives the same answer.
+    again = mixinfer.infer(tok_path, samples, merges=1000, cache_dir=tmp_path / "cache")
+    assert again.proportions == result.proportions
+
+
+def _lp_inputs(tok_path: Path, samples: Path, merges: int) -> tuple[MixtureLP, list[str]]:
+    tok = mixinfer.load_tokenizer(tok_path)
+    cats = discover(samples)
+    counts = count_words(cats, tok.pretokenizer, max_bytes=60_000, workers=1)
+    table = TokenTable.build(tok)
+    traces = [replay(wc.words, table, merges) for wc in counts]
+    return MixtureLP(traces, [wc.bytes for wc in counts], table.merge_codes), [
+        wc.category for wc in counts
+    ]
+
+
+def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
+    """Every constraint of the LP, written out densely and solved once with HiGHS."""
+    import highspy
+
+    n, T, P = lp.n, lp.T, lp.pairs
+    pairs = np.arange(P)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    ncols = n + T + P
+    cost = np.concatenate([np.zeros(n), np.ones(T + P)])
+    upper = np.concatenate([np.ones(n), np.full(T + P, inf)])
+    empty = np.zeros(0, dtype=np.int32)
+    h.addCols(ncols, cost, np.zeros(ncols), upper, 0, empty, empty, np.zeros(0))
+    h.addRows(1, np.ones(1), np.ones(1), n, np.zeros(1, np.int32), np.arange(n, dtype=np.int32),
+              np.ones(n))
+    for t in range(T):
+        others = pairs[pairs != lp.merge_pair[t]]
+        steps = np.full(len(others), t)
+        coefs = lp.coefficients(steps, others)
+        k = len(others)
+        idx = np.empty((k, n + 2), dtype=np.int32)
+        idx[:, :n] = np.arange(n)
+        idx[:, n] = n + t
+        idx[:, n + 1] = n + T + others
+        val = np.ones((k, n + 2))
+        val[:, :n] = coefs
+        h.addRows(k, np.zeros(k), np.full(k, inf), k * (n + 2),
+                  np.arange(0, k * (n + 2), n + 2, dtype=np.int32), idx.ravel(), val.ravel())
+    h.run()
+    x = np.asarray(h.getSolution().col_value)
+    return float(h.getInfo().objective_function_value), x[:n]
+
+
+@pytest.mark.parametrize("solver", [pytest.param("highs", id="highspy"), pytest.param("cbc", id="pulp-cbc")])
+def test_lazy_lp_reaches_the_full_lp_optimum(
+    mixture_case: tuple[Path, Path, dict[str, float]], solver: str
+) -> None:
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=60)
+    full_obj, _ = _full_lp_objective(lp)
+    result, _ = solve(lp, solver=solver, rows_per_round=300)
+    assert result.status == "optimal"
+    assert result.rounds >= 1
+    assert result.constraints < lp.T * lp.pairs  # lazily: far fewer rows than the full LP
+    assert math.isclose(result.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
+
+
+def test_highspy_and_pulp_paths_agree(mixture_case: tuple[Path, Path, dict[str, float]]) -> None:
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=150)
+    fast, _ = solve(lp, solver="highs")
+    portable, _ = solve(lp, solver="cbc")
+    assert fast.backend == "highs" and portable.backend == "pulp:cbc"
+    assert math.isclose(fast.objective, portable.objective, rel_tol=1e-6)
+    np.testing.assert_allclose(fast.proportions, portable.proportions, atol=1e-4)
+
+
+def test_demo_tokenizer_recovers_its_truth(tmp_path: Path) -> None:
+    """The README's first command, through the library: the shipped demo against shipped samples."""
+    demo = ROOT / "data_samples" / "demo" / "tokenizer.json"
+    if not demo.is_file() or not GENERAL.is_dir():
+        pytest.skip("bundled demo tokenizer or samples are not built")
+    result = mixinfer.infer(demo, cache_dir=tmp_path / "cache")
+    assert result.truth is not None  # found beside the tokenizer
+    truth = json.loads((demo.parent / "truth.json").read_text())["proportions"]
+    assert result.truth == pytest.approx(truth)
+    assert result.log10_mse is not None and result.log10_mse <= -4.0, result.to_frame()
