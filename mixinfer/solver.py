@@ -47,7 +47,7 @@ TOLERANCE = 1e-6
 # Rows added per round: the most violated first. Larger batches change speed, not the optimum.
 ROWS_PER_ROUND = 4000
 PER_STEP = 16
-PRUNE_FACTOR = 6
+PRUNE_FACTOR = 2
 PRUNE_SLACK = 1e-3
 
 
@@ -79,6 +79,24 @@ class SolveResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class RowData:
+    """The per-category counts behind a batch of rows (scaled; shape (k, n) each).
+
+    ``segment`` identifies the stretch of steps over which a pair's counts are constant, so rows of
+    one pair within one segment can share a single expression for its mixture count.
+    """
+
+    merge: np.ndarray
+    pair: np.ndarray
+    segment: np.ndarray
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """``c[i, m(t), t] - c[i, p, t]``."""
+        return self.merge - self.pair
+
+
 _Solution = tuple[str, float, np.ndarray, dict[int, float], dict[int, float]]
 
 
@@ -91,6 +109,7 @@ class _Backend(ABC):
         self.n = n
         self.step_col: dict[int, int] = {}
         self.pair_col: dict[int, int] = {}
+        self.ncols = n
         self.rows = 0
         # (step, pair) of every constraint row, in row order (the simplex row excluded).
         self.row_steps = np.zeros(0, dtype=np.int64)
@@ -98,22 +117,21 @@ class _Backend(ABC):
 
     @property
     def columns(self) -> int:
-        return self.n + len(self.step_col) + len(self.pair_col)
+        return self.ncols
 
     def _columns_for(
         self, steps: np.ndarray, pairs: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Column indices of the slacks of these rows, creating the missing ones (appended)."""
-        before = self.columns
-        next_col = before
+        before = self.ncols
         for keys, table in ((steps, self.step_col), (pairs, self.pair_col)):
             for k in np.unique(keys).tolist():
                 if k not in table:
-                    table[k] = next_col
-                    next_col += 1
+                    table[k] = self.ncols
+                    self.ncols += 1
         sc = np.fromiter((self.step_col[k] for k in steps.tolist()), np.int32, count=len(steps))
         pc = np.fromiter((self.pair_col[k] for k in pairs.tolist()), np.int32, count=len(pairs))
-        return sc, pc, next_col - before
+        return sc, pc, self.ncols - before
 
     def _record(self, steps: np.ndarray, pairs: np.ndarray) -> None:
         self.row_steps = np.concatenate([self.row_steps, steps])
@@ -125,8 +143,8 @@ class _Backend(ABC):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     @abstractmethod
-    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray) -> None:
-        """Add rows ``v_t + v_p + coefs . alpha >= 0``, creating missing slack columns."""
+    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, rows: RowData) -> None:
+        """Add rows ``v_t + v_p + (merge - pair) . alpha >= 0``, creating missing columns."""
 
     @abstractmethod
     def solve(self, time_limit: float | None) -> _Solution:
@@ -149,7 +167,17 @@ class HighsBackend(_Backend):
         self._hs = highspy
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
+        # Re-solves start from the previous basis; presolve would only get in the way.
+        self.h.setOptionValue("presolve", "off")
+        self.h.setOptionValue("solver", "simplex")
+        # Devex pricing: the LP has many more rows than columns, where steepest edge costs more
+        # per iteration than it saves (measured about 1.6x faster on the demo LP).
+        self.h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
         self.inf = highspy.kHighsInf
+        self.merge_col: dict[int, int] = {}
+        self.segment_col: dict[int, int] = {}
+        # Per HiGHS row: True for a constraint row, False for the simplex and definition rows.
+        self.is_constraint = np.zeros(1, dtype=bool)
         empty_i = np.zeros(0, dtype=np.int32)
         self.h.addCols(n, np.zeros(n), np.zeros(n), np.ones(n), 0, empty_i, empty_i, np.zeros(0))
         self.h.addRows(
@@ -162,38 +190,67 @@ class HighsBackend(_Backend):
             np.ones(n),
         )
 
-    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray) -> None:
-        sc, pc, new = self._columns_for(steps, pairs)
-        if new:
+    def _add_cols(self, count: int, cost: float) -> None:
+        if count:
             empty_i = np.zeros(0, dtype=np.int32)
             self.h.addCols(
-                new,
-                np.ones(new),
-                np.zeros(new),
-                np.full(new, self.inf),
+                count,
+                np.full(count, cost),
+                np.zeros(count),
+                np.full(count, self.inf),
                 0,
                 empty_i,
                 empty_i,
                 np.zeros(0),
             )
+
+    def _add_sparse_rows(
+        self, lower: np.ndarray, upper: np.ndarray, index: np.ndarray, value: np.ndarray
+    ) -> None:
+        nonzero = value != 0.0
+        k = len(lower)
+        starts = np.zeros(k, dtype=np.int32)
+        starts[1:] = np.cumsum(nonzero.sum(axis=1))[:-1]
+        self.h.addRows(k, lower, upper, int(nonzero.sum()), starts, index[nonzero], value[nonzero])
+
+    def _definitions(
+        self, keys: np.ndarray, counts: np.ndarray, table: dict[int, int]
+    ) -> np.ndarray:
+        """Columns holding ``sum_i counts_i alpha_i`` for each key, defined once per key."""
+        uniq, first = np.unique(keys, return_index=True)
+        fresh = np.fromiter((k not in table for k in uniq.tolist()), bool, count=len(uniq))
+        new_keys, new_rows = uniq[fresh], first[fresh]
+        m = len(new_keys)
+        if m:
+            cols = np.arange(self.ncols, self.ncols + m)
+            for k, c in zip(new_keys.tolist(), cols.tolist(), strict=True):
+                table[k] = c
+            self.ncols += m
+            self._add_cols(m, 0.0)
+            # Row: column - sum_i counts_i alpha_i = 0.
+            index = np.empty((m, self.n + 1), dtype=np.int32)
+            index[:, : self.n] = np.arange(self.n, dtype=np.int32)
+            index[:, self.n] = cols
+            value = np.empty((m, self.n + 1))
+            value[:, : self.n] = -counts[new_rows]
+            value[:, self.n] = 1.0
+            self._add_sparse_rows(np.zeros(m), np.zeros(m), index, value)
+            self.is_constraint = np.concatenate([self.is_constraint, np.zeros(m, dtype=bool)])
+        return np.fromiter((table[k] for k in keys.tolist()), np.int32, count=len(keys))
+
+    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, rows: RowData) -> None:
+        # Each row is v_t + v_p + w_t - z_s >= 0, with w_t (the merge's mixture count at step t)
+        # and z_s (the pair's mixture count over its segment) defined once and shared: rows stay
+        # 4 entries long instead of one entry per category, which makes simplex steps cheap.
+        sc, pc, new = self._columns_for(steps, pairs)
+        self._add_cols(new, 1.0)
+        wc = self._definitions(steps, rows.merge, self.merge_col)
+        zc = self._definitions(rows.segment, rows.pair, self.segment_col)
         k = len(steps)
-        width = self.n + 2
-        index = np.empty((k, width), dtype=np.int32)
-        index[:, : self.n] = np.arange(self.n, dtype=np.int32)
-        index[:, self.n] = sc
-        index[:, self.n + 1] = pc
-        value = np.empty((k, width))
-        value[:, : self.n] = coefs
-        value[:, self.n :] = 1.0
-        self.h.addRows(
-            k,
-            np.zeros(k),
-            np.full(k, self.inf),
-            k * width,
-            np.arange(0, k * width, width, dtype=np.int32),
-            index.ravel(),
-            value.ravel(),
-        )
+        index = np.stack([sc, pc, wc, zc], axis=1).astype(np.int32)
+        value = np.tile(np.array([1.0, 1.0, 1.0, -1.0]), (k, 1))
+        self._add_sparse_rows(np.zeros(k), np.full(k, self.inf), index, value)
+        self.is_constraint = np.concatenate([self.is_constraint, np.ones(k, dtype=bool)])
         self._record(steps, pairs)
 
     def prune(self, slack_tol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,11 +259,13 @@ class HighsBackend(_Backend):
         A deleted row whose constraint becomes violated again is found and re-added by the next
         violation search, so pruning never changes the optimum, only the LP size.
         """
-        activity = np.asarray(self.h.getSolution().row_value)[1:]
+        rows = np.flatnonzero(self.is_constraint)
+        activity = np.asarray(self.h.getSolution().row_value)[rows]
         drop = np.flatnonzero(activity > slack_tol)
         if len(drop) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        self.h.deleteRows(len(drop), (drop + 1).astype(np.int32))
+        self.h.deleteRows(len(drop), rows[drop].astype(np.int32))
+        self.is_constraint = np.delete(self.is_constraint, rows[drop])
         gone_s, gone_p = self.row_steps[drop], self.row_pairs[drop]
         keep = np.ones(len(self.row_steps), dtype=bool)
         keep[drop] = False
@@ -271,11 +330,11 @@ class PulpBackend(_Backend):
             )
         return solver
 
-    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray) -> None:
+    def add_rows(self, steps: np.ndarray, pairs: np.ndarray, rows: RowData) -> None:
         self._columns_for(steps, pairs)
         self.all_steps.append(steps)
         self.all_pairs.append(pairs)
-        self.all_coefs.append(coefs)
+        self.all_coefs.append(rows.coefficients)
         self._record(steps, pairs)
 
     def solve(self, time_limit: float | None) -> _Solution:
@@ -485,13 +544,24 @@ class MixtureLP:
         ok &= self.cat_pair[cat][idx] == pairs
         return np.where(ok, self.cat_count[cat][idx], 0.0)
 
-    def coefficients(self, steps: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-        """``c[i, m(t), t] - c[i, p, t]`` for each requested (t, p), shape (k, n)."""
-        out = np.empty((len(steps), self.n))
+    def row_data(self, steps: np.ndarray, pairs: np.ndarray) -> RowData:
+        """Per-category counts of the merge and of the pair for each requested (t, p)."""
+        merge = np.empty((len(steps), self.n))
+        pair = np.empty((len(steps), self.n))
         mp = self.merge_pair[steps]
         for i in range(self.n):
-            out[:, i] = self.counts(i, mp, steps) - self.counts(i, pairs, steps)
-        return out
+            merge[:, i] = self.counts(i, mp, steps)
+            pair[:, i] = self.counts(i, pairs, steps)
+        idx = np.searchsorted(self.seg_key, pairs * (self.T + 1) + steps, side="right") - 1
+        ok = idx >= 0
+        ok[ok] = self.seg_pair[idx[ok]] == pairs[ok]
+        # A pair with no count anywhere gets a key of its own (its mixture count is 0).
+        segment = np.where(ok, idx, -1 - pairs)
+        return RowData(merge, pair, segment)
+
+    def coefficients(self, steps: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """``c[i, m(t), t] - c[i, p, t]`` for each requested (t, p), shape (k, n)."""
+        return self.row_data(steps, pairs).coefficients
 
     def violations(
         self, alpha: np.ndarray, v_step: np.ndarray, v_pair: np.ndarray
@@ -528,6 +598,8 @@ class MixtureLP:
         out_v = [viol[bad]]
         # Per step: its most violating pair (the segment of largest value covering it), so that
         # one round reaches every violated step, not only the few with the lowest thresholds.
+        # Only segments violated somewhere can be a step's violating pair.
+        y, lo_s, hi_s, cand = y[bad], lo_s[bad], hi_s[bad], segs[bad]
         order = np.argsort(y, kind="stable")
         rank = np.empty(len(y), dtype=np.int64)
         rank[order] = np.arange(len(y))
@@ -541,7 +613,7 @@ class MixtureLP:
             if not bad2.any():
                 break
             out_t.append(steps[bad2])
-            out_p.append(self.seg_pair[segs][seg[bad2]])
+            out_p.append(self.seg_pair[cand][seg[bad2]])
             out_v.append(viol2[bad2])
             active[seg[bad2]] = False
         t_all = np.concatenate(out_t) + self.start
@@ -599,7 +671,7 @@ def solve(
         order = np.lexsort((pairs, steps))
         steps, pairs, keys = steps[order], pairs[order], keys[order]
         seen.update(keys.tolist())
-        backend.add_rows(steps, pairs, lp.coefficients(steps, pairs))
+        backend.add_rows(steps, pairs, lp.row_data(steps, pairs))
         remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t0), 1.0)
         s0 = time.monotonic()
         state, objective, alpha, vt, vp = backend.solve(remaining)
