@@ -171,16 +171,22 @@ class _Counter:
             words = pieces
         else:
             pretokenize = self.pre_tokenizer.pre_tokenize_str
+            once: list[str] = []
             for piece, n in pieces.items():
-                for word, _ in pretokenize(piece):
-                    words[word] += n
+                if n == 1:
+                    # Most distinct pieces occur once: collect them and count in one C-level pass.
+                    once.extend(word for word, _ in pretokenize(piece))
+                else:
+                    for word, _ in pretokenize(piece):
+                        words[word] += n
+            words.update(once)
         if self.byte_level:
-            table = pretokenizers.BYTE_DECODER
             out: dict[bytes, int] = {}
             for word, n in words.items():
                 try:
-                    raw = bytes(table[ch] for ch in word)
-                except KeyError:
+                    # ByteLevel characters -> code points 0..255 -> the raw bytes.
+                    raw = word.translate(_TO_LATIN1).encode("latin-1")
+                except UnicodeEncodeError:
                     # A normalizer/pre-tokenizer step after ByteLevel produced non-byte characters.
                     raw = word.encode("utf-8")
                 out[raw] = out.get(raw, 0) + n
@@ -188,6 +194,7 @@ class _Counter:
         return {word.encode("utf-8"): n for word, n in words.items()}
 
 
+_TO_LATIN1 = {ord(ch): byte for ch, byte in pretokenizers.BYTE_DECODER.items()}
 _WORKER: _Counter | None = None
 
 
