@@ -10,6 +10,7 @@ Reveal about their Training Data?" (NeurIPS 2024). Typical use::
 
 from __future__ import annotations
 
+from mixinfer.audit import AuditResult, audit
 from mixinfer.cache import Cache, default_cache_dir
 from mixinfer.errors import (
     CacheError,
@@ -25,12 +26,14 @@ from mixinfer.pipeline import infer
 from mixinfer.pretokenizers import PRESETS, Pretokenizer
 from mixinfer.progress import Progress
 from mixinfer.report import InferenceResult
+from mixinfer.simulate import SimulationResult, simulate
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "AuditResult",
     "BPETokenizer",
     "Cache",
     "CacheError",
@@ -40,12 +43,15 @@ __all__ = [
     "Pretokenizer",
     "Progress",
     "SamplesError",
+    "SimulationResult",
     "SolverError",
     "TokenizerError",
     "TokenizerNotFoundError",
     "UsageError",
     "__version__",
+    "audit",
     "default_cache_dir",
     "infer",
     "load_tokenizer",
+    "simulate",
 ]

@@ -122,7 +122,8 @@ class Cache:
             ) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, __meta__=blob, **arrays)
+                payload: dict[str, Any] = {"__meta__": blob, **arrays}
+                np.savez(fh, **payload)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

@@ -10,10 +10,11 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,10 +27,15 @@ from rich.table import Table
 
 from mixinfer import errors
 from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.cleaning import CleaningReport
 from mixinfer.pipeline import DEFAULT_MERGES, infer
 from mixinfer.progress import Progress as ProgressEvent
 from mixinfer.report import InferenceResult, format_for, write_atomic
 from mixinfer.samples import DEFAULT_MAX_BYTES
+
+if TYPE_CHECKING:
+    from mixinfer.audit import AuditEntry, AuditResult
+    from mixinfer.simulate import SimulationResult
 
 # The one place where errors become exit codes (documented in the README).
 EXIT_CODES: dict[type[errors.MixinferError], int] = {
@@ -65,7 +71,7 @@ def parse_size(text: str) -> int:
     if not m:
         raise errors.UsageError(f"--max-bytes {text!r} is not a size; use e.g. 5000000, 5MB, 1GB")
     unit = (m.group(2) or "").lower()
-    factor = _UNITS[unit[:1]] if unit[:1] in _UNITS else 1
+    factor = _UNITS.get(unit[:1], 1)
     if "i" in unit[1:2]:
         factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit[0]]
     return int(float(m.group(1)) * factor)
@@ -77,8 +83,32 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     for cls in type(exc).__mro__:
         if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
+            return EXIT_CODES[cls]
     return EXIT_INTERNAL
+
+
+# Set by the SIGINT handler of `main`. A KeyboardInterrupt raised where Python ignores exceptions
+# (an at-fork hook while a process pool starts, a __del__) is lost; this flag still stops the run.
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _quiet_lost_interrupt(info: Any) -> None:
+    # A lost KeyboardInterrupt is remembered in _interrupted; after Ctrl-C, errors in teardown
+    # (e.g. a process pool's exit handler finding its pipe closed) are noise, not news.
+    if not (_interrupted or isinstance(info.exc_value, KeyboardInterrupt)):
+        sys.__unraisablehook__(info)
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed, even when its first exception was lost."""
+    if _interrupted:
+        raise KeyboardInterrupt
 
 
 def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
@@ -91,13 +121,13 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     except errors.MixinferError as exc:
         if debug:
             traceback.print_exc()
-        stderr.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        stderr.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(exit_code_for(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
         if debug:
             traceback.print_exc()
         stderr.print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
+            f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}\n"
             f"This is a bug in mixinfer; run again with --debug and report the traceback.",
             soft_wrap=True,
         )
@@ -124,6 +154,7 @@ class ProgressView:
         self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
+        check_interrupted()
         if not self.enabled:
             return
         task = self.tasks.get(event.stage)
@@ -131,7 +162,9 @@ class ProgressView:
             label = self.LABELS.get(event.stage, event.stage)
             task = self.bars.add_task(label, total=event.total, detail="")
             self.tasks[event.stage] = task
-        self.bars.update(task, completed=event.done, total=event.total, detail=event.detail)
+        self.bars.update(
+            task, completed=event.done, total=event.total, detail=escape(event.detail)
+        )
 
     @contextmanager
     def running(self) -> Iterator[ProgressView]:
@@ -149,7 +182,9 @@ def _bar(fraction: float, width: int = 30) -> str:
 
 def render_table(result: InferenceResult, console: Console) -> None:
     """The human-readable result: one row per category, a bar, truth and error when known."""
-    table = Table(title=f"Inferred training mixture of {result.tokenizer}", title_justify="left")
+    table = Table(
+        title=f"Inferred training mixture of {escape(result.tokenizer)}", title_justify="left"
+    )
     table.add_column("category")
     table.add_column("proportion", justify="right")
     if result.truth is not None:
@@ -158,7 +193,7 @@ def render_table(result: InferenceResult, console: Console) -> None:
     table.add_column("")
     for c in result.categories:
         p = result.proportions[c]
-        row = [c, f"{100 * p:.2f}%"]
+        row = [escape(c), f"{100 * p:.2f}%"]
         if result.truth is not None:
             t = result.truth.get(c, 0.0)
             row += [f"{100 * t:.2f}%", f"{100 * (p - t):+.2f}"]
@@ -172,23 +207,33 @@ def render_table(result: InferenceResult, console: Console) -> None:
         f"{solver['constraints']} constraints, {solver['variables']} variables; "
         f"{result.timing.get('total', 0.0):.1f} s",
     ]
+    if result.cleaning is not None:
+        lines.append(CleaningReport.from_dict(result.cleaning).summary())
+    if result.base is not None:
+        lines.append(
+            f"base: {escape(str(result.base['source']))}; shared merge prefix: "
+            f"{result.base['shared_prefix']} "
+            f"merges (constraints from merge {result.start_merge} on)"
+        )
+    elif result.start_merge:
+        lines.append(f"constraints from merge {result.start_merge} on (--start-merge)")
     if result.truth is not None:
         lines.append(f"log10 MSE against the truth ({result.truth_source}): {result.log10_mse:.2f}")
     console.print(table)
     for line in lines:
-        console.print(line, soft_wrap=True)
+        console.print(line, soft_wrap=True, markup=False)
 
 
 def _emit(result: InferenceResult, output: Path | None, fmt: str, quiet: bool) -> None:
     for note in result.notes:
         if not quiet:
-            stderr.print(f"[cyan]note:[/cyan] {note}", soft_wrap=True)
+            stderr.print(f"[cyan]note:[/cyan] {escape(note)}", soft_wrap=True)
     for warning in result.warnings:
-        stderr.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if output is not None:
         write_atomic(output, result.render(fmt))
         if not quiet:
-            stderr.print(f"wrote {output}")
+            stderr.print(f"wrote {escape(str(output))}")
     elif fmt == "table":
         render_table(result, Console(highlight=False))
     else:
@@ -240,6 +285,14 @@ def infer_command(
     start_merge: Annotated[
         int, typer.Option("--start-merge", help="Build constraints from this merge on.")
     ] = 0,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Tokenizer that TOKENIZER extends: infer from the merges "
+                     "after their shared prefix only."),
+    ] = None,
+    no_clean: Annotated[
+        bool, typer.Option("--no-clean", help="Use the merge list as loaded, without cleaning.")
+    ] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -256,7 +309,9 @@ def infer_command(
                 pretokenizer=pretokenizer, time_limit=time_limit, unit=unit,
                 cache_dir=cache_dir, use_cache=not no_cache, truth=truth,
                 start_merge=start_merge, offline=True if offline else None, progress=view,
+                clean=not no_clean, base=base,
             )
+        check_interrupted()
         _emit(result, output, out_fmt, quiet)
 
     run_guarded(debug, run)
@@ -271,7 +326,7 @@ def cache_info(
 
     def run() -> None:
         info = Cache(cache_dir or default_cache_dir()).info()
-        table = Table(title=f"cache: {info.directory}", title_justify="left")
+        table = Table(title=f"cache: {escape(str(info.directory))}", title_justify="left")
         table.add_column("kind")
         table.add_column("entries", justify="right")
         table.add_column("size", justify="right")
@@ -294,7 +349,389 @@ def cache_clear(
     def run() -> None:
         cache = Cache(cache_dir or default_cache_dir())
         removed = cache.clear()
-        stderr.print(f"removed {removed} cache entries from {cache.directory}")
+        stderr.print(f"removed {removed} cache entries from {escape(str(cache.directory))}")
+
+    run_guarded(debug, run)
+
+
+def _audit_format(output: str | None, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in ("csv", "json"):
+            raise errors.UsageError(f"unknown --format {fmt!r}; use csv or json")
+        return fmt
+    if output is None or output == "-":
+        return "csv"
+    suffix = Path(output).suffix.lower()
+    if suffix in (".csv", ".json"):
+        return suffix[1:]
+    raise errors.UsageError(
+        f"cannot tell the format of --output {output} from its extension; use .csv or .json, "
+        "or pass --format csv|json"
+    )
+
+
+def render_audit_table(result: AuditResult, console: Console) -> None:
+    """The human-readable audit: one row per tokenizer, one column per group, status and time."""
+    groups = result.group_names
+    table = Table(
+        title=f"Inferred training mixtures ({len(result.categories)} categories, "
+        f"{len(groups)} groups, up to {result.merges} merges)",
+        title_justify="left",
+    )
+    table.add_column("tokenizer")
+    for g in groups:
+        table.add_column(escape(g), justify="right")
+    table.add_column("merges", justify="right")
+    table.add_column("cleaning", justify="right")
+    table.add_column("time", justify="right")
+    by_group = result.proportions("group")
+    for e in result.entries:
+        if e.result is None:
+            table.add_row(
+                escape(e.label), *(["-"] * len(groups)), "-", "-", f"{e.seconds:.0f} s",
+                style="red",
+            )
+            continue
+        props = by_group[e.label]
+        cleaning = e.result.cleaning or {}
+        removed = cleaning.get("merges_before", 0) - cleaning.get("merges_after", 0)
+        table.add_row(
+            escape(e.label),
+            *(f"{100 * props[g]:.1f}%" for g in groups),
+            str(e.result.merges_used),
+            f"-{removed}" if cleaning.get("enabled") else "off",
+            f"{e.seconds:.0f} s",
+        )
+    console.print(table)
+    for g in groups:
+        members = [c for c in result.categories if result.groups[c] == g]
+        console.print(f"{escape(g)}: {escape(', '.join(members))}", soft_wrap=True)
+    console.print(f"total: {result.timing.get('total', 0.0):.0f} s", soft_wrap=True)
+
+
+@app.command("audit")
+def audit_command(
+    tokenizers: Annotated[
+        list[str], typer.Argument(help="Tokenizers to audit (any source `infer` accepts).")
+    ],
+    samples: Annotated[
+        Path | None,
+        typer.Option("--samples", help="Directory with one sub-directory of text per category "
+                     "(default: the bundled samples)."),
+    ] = None,
+    merges: Annotated[
+        int, typer.Option("--merges", help="Leading merges to use per tokenizer.")
+    ] = DEFAULT_MERGES,
+    groups: Annotated[
+        Path | None,
+        typer.Option("--groups", help="Category -> group mapping (.yaml, .json or .csv) "
+                     "(default: English, Code, Latin/Cyrillic, Other languages)."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the report here (.csv or .json; - for "
+                     "stdout). Without it the summary table goes to stdout."),
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | json (default: by extension).")
+    ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="CSV with one row per tokenizer (columns: --by).")
+    ] = False,
+    by: Annotated[
+        str, typer.Option("--by", help="Columns of --wide: category | group.")
+    ] = "category",
+    max_bytes: Annotated[
+        str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")
+    ] = str(DEFAULT_MAX_BYTES),
+    solver: Annotated[
+        str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")
+    ] = "auto",
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", help="Seconds for each tokenizer's LP solver."),
+    ] = None,
+    unit: Annotated[
+        str, typer.Option("--unit", help="document | line: how text is cut before counting.")
+    ] = "document",
+    no_clean: Annotated[
+        bool, typer.Option("--no-clean", help="Use merge lists as loaded, without cleaning.")
+    ] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
+    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Infer the mixtures of several tokenizers over the same categories; write a CSV report.
+
+    A tokenizer that fails is reported and skipped; the report holds the others, and the exit
+    status is non-zero (that of the first failure) when any failed.
+    """
+
+    def run() -> int:
+        from mixinfer.audit import audit
+
+        out_fmt = _audit_format(output, fmt)
+        if by not in ("category", "group"):
+            raise errors.UsageError(f"unknown --by {by!r}; use category or group")
+        budget = parse_size(max_bytes)
+        view = ProgressView(enabled=not quiet)
+
+        def report_entry(entry: AuditEntry) -> None:
+            if entry.result is None:
+                stderr.print(
+                    f"[red]failed:[/red] {escape(entry.label)}: {escape(entry.error or '')}",
+                    soft_wrap=True,
+                )
+            elif not quiet:
+                stderr.print(
+                    f"[green]done:[/green] {escape(entry.label)} in {entry.seconds:.0f} s "
+                    f"({entry.result.merges_used} merges, solver {entry.result.solver['status']})",
+                    soft_wrap=True,
+                )
+                for warning in entry.result.warnings:
+                    stderr.print(
+                        f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}",
+                        soft_wrap=True,
+                    )
+
+        with view.running():
+            result = audit(
+                tokenizers, samples, merges=merges, max_bytes=budget, solver=solver,
+                time_limit=time_limit, unit=unit, groups=groups, clean=not no_clean,
+                cache_dir=cache_dir, use_cache=not no_cache,
+                offline=True if offline else None, progress=view, on_entry=report_entry,
+            )
+        text = result.render(out_fmt, wide=wide, by=by)
+        if output == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            if not quiet:
+                render_audit_table(result, stderr)
+        elif output is not None:
+            if result.succeeded:
+                write_atomic(output, text)
+            if not quiet:
+                render_audit_table(result, stderr)
+        else:
+            render_audit_table(result, Console(highlight=False))
+        failed = result.failed
+        if failed:
+            names = ", ".join(e.label for e in failed)
+            if output is not None and output != "-" and result.succeeded:
+                where = f"; {output} holds the other {len(result.succeeded)}"
+            elif output is not None and output != "-":
+                where = f"; nothing was written to {output}"
+            else:
+                where = ""
+            stderr.print(
+                f"[red]error:[/red] {len(failed)} of {len(result.entries)} tokenizer(s) failed "
+                f"({escape(names)}){escape(where)}",
+                soft_wrap=True,
+            )
+            first = failed[0].exception
+            return exit_code_for(first) if first is not None else EXIT_INTERNAL
+        if output is not None and output != "-" and not quiet:
+            stderr.print(f"wrote {escape(output)}")
+        return 0
+
+    code = run_guarded(debug, run)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("plot")
+def plot_command(
+    report: Annotated[Path, typer.Argument(help="An audit CSV (long or --wide).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Picture to write: .png, .svg or .pdf.")
+    ],
+    by: Annotated[str, typer.Option("--by", help="Bars split by group | category.")] = "group",
+    groups: Annotated[
+        Path | None,
+        typer.Option("--groups", help="Category -> group mapping (.yaml, .json or .csv)."),
+    ] = None,
+    vertical: Annotated[
+        bool, typer.Option("--vertical", help="Vertical bars (default: horizontal).")
+    ] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Draw an audit report as stacked bars of group (or category) proportions per tokenizer."""
+
+    def run() -> None:
+        from mixinfer.plot import plot_report
+
+        path = plot_report(
+            report, output, by=by, groups=groups, title=title,
+            orientation="vertical" if vertical else "horizontal",
+        )
+        if not quiet:
+            stderr.print(f"wrote {escape(str(path))}")
+
+    run_guarded(debug, run)
+
+
+def _simulate_size(option: str, text: str) -> int:
+    try:
+        return parse_size(text)
+    except errors.UsageError:
+        raise errors.UsageError(
+            f"{option} {text!r} is not a size; use e.g. 300000, 300kB, 30MB"
+        ) from None
+
+
+def _names(option: str, text: str | None) -> list[str]:
+    names = [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
+    if text is not None and not names:
+        raise errors.UsageError(f"{option} is empty; give comma-separated names")
+    return names
+
+
+def _fmt_log(x: float) -> str:
+    return f"{x:.2f}" if x == x and abs(x) != float("inf") else "n/a"
+
+
+def render_simulation_table(result: SimulationResult, console: Console) -> None:
+    """Table 1 style: per method the mean (± std), median and range of log10 MSE over trials."""
+    s = result.settings
+    table = Table(
+        title=f"Mixture inference on {s.trials} simulated tokenizer(s), n={s.n} categories each "
+        f"(log10 MSE, lower is better)",
+        title_justify="left",
+    )
+    table.add_column("method")
+    table.add_column("trials", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    table.add_column("median", justify="right")
+    table.add_column("best", justify="right")
+    table.add_column("worst", justify="right")
+    table.add_column("s/trial", justify="right")
+    labels = {"lp": "LP (ours)", "tee": "TEE", "tc": "TC", "random": "random"}
+    for m in result.summary():
+        table.add_row(
+            labels.get(m.method, m.method), str(m.trials), _fmt_log(m.mean), _fmt_log(m.std),
+            _fmt_log(m.median), _fmt_log(m.best), _fmt_log(m.worst), f"{m.seconds:.1f}",
+        )
+    console.print(table)
+    pool = ", ".join(result.pool)
+    lines = [
+        f"pool: {len(result.pool)} categories of {result.samples} ({pool})",
+        f"training: {s.train_bytes:,} bytes per tokenizer, vocab {s.vocab}, unit {s.unit}; "
+        f"attack: at most {s.attack_bytes:,} bytes per category"
+        + (f" (mean used {used:,.0f})" if (used := result.mean_attack_bytes()) else "")
+        + f"; LP merges T={s.merges}; TEE/TC: "
+        + (f"first {s.baseline_merges} merges" if s.baseline_merges else "whole vocabulary")
+        + f"; seed {s.seed}",
+        f"total: {result.timing.get('total', 0.0):.0f} s",
+    ]
+    for line in lines:
+        console.print(escape(line), soft_wrap=True)
+
+
+@app.command("simulate")
+def simulate_command(
+    n: Annotated[int, typer.Option("--n", help="Categories per simulated mixture.")],
+    trials: Annotated[
+        int, typer.Option("--trials", help="Mixtures (tokenizers) to train and attack.")
+    ] = 5,
+    samples: Annotated[
+        Path | None,
+        typer.Option("--samples", help="Directory with one sub-directory of text per category "
+                     "(default: the bundled samples)."),
+    ] = None,
+    train_bytes: Annotated[
+        str, typer.Option("--train-bytes", help="Training text per tokenizer, e.g. 30MB.")
+    ] = "30MB",
+    attack_bytes: Annotated[
+        str, typer.Option("--attack-bytes", help="Cap on each category's attack sample.")
+    ] = "2MB",
+    vocab: Annotated[
+        int, typer.Option("--vocab", help="Vocabulary size of the trained tokenizers.")
+    ] = 30000,
+    merges: Annotated[
+        int, typer.Option("--merges", help="Leading merges the LP uses (T).")
+    ] = 3000,
+    baseline_merges: Annotated[
+        int | None,
+        typer.Option("--baseline-merges", help="Leading merges TEE and TC use (default: the "
+                     "whole vocabulary, as in the paper)."),
+    ] = None,
+    methods: Annotated[
+        str, typer.Option("--methods", help="Comma-separated: lp, tee, tc, random.")
+    ] = "lp,tee,tc,random",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the mixture draws.")] = 0,
+    unit: Annotated[
+        str, typer.Option("--unit", help="document | line: training items and counting unit.")
+    ] = "document",
+    categories: Annotated[
+        str | None,
+        typer.Option("--categories", help="Comma-separated categories to draw from "
+                     "(default: all)."),
+    ] = None,
+    exclude: Annotated[
+        str | None, typer.Option("--exclude", help="Comma-separated categories to leave out.")
+    ] = None,
+    solver: Annotated[
+        str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME for the LP.")
+    ] = "auto",
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="Seconds for each LP solve.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write one row per trial and method (.csv or "
+                     ".json). Without it the summary table goes to stdout."),
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Train tokenizers on known random mixtures; score how LP, TEE, TC and random recover them."""
+
+    def run() -> None:
+        from mixinfer.simulate import SimulationSettings, simulate
+
+        out_fmt = _audit_format(str(output), None) if output is not None else None
+        settings = SimulationSettings(
+            n=n, trials=trials, train_bytes=_simulate_size("--train-bytes", train_bytes),
+            attack_bytes=_simulate_size("--attack-bytes", attack_bytes), vocab=vocab,
+            merges=merges, baseline_merges=baseline_merges,
+            methods=tuple(_names("--methods", methods)), seed=seed, unit=unit,
+            solver=solver, time_limit=time_limit,
+        )
+        view = ProgressView(enabled=not quiet)
+        with view.running():
+            result = simulate(
+                samples, settings, categories=_names("--categories", categories) or None,
+                exclude=_names("--exclude", exclude), cache_dir=cache_dir,
+                use_cache=not no_cache, progress=view,
+            )
+        check_interrupted()
+        for note in result.notes:
+            if not quiet:
+                stderr.print(f"[cyan]note:[/cyan] {escape(note)}", soft_wrap=True)
+        for warning in result.warnings:
+            stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+        if output is not None and out_fmt is not None:
+            write_atomic(output, result.render(out_fmt))
+            if not quiet:
+                render_simulation_table(result, stderr)
+                stderr.print(f"wrote {escape(str(output))}")
+        else:
+            render_simulation_table(result, Console(highlight=False))
 
     run_guarded(debug, run)
 
@@ -302,7 +739,8 @@ def cache_clear(
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``mixinfer`` command."""
     # Ctrl-C must raise KeyboardInterrupt in the main process even if a library reset it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = _quiet_lost_interrupt
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return app(args=argv, prog_name="mixinfer")
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_key, count_words
-from mixinfer.errors import UsageError
+from mixinfer.errors import TokenizerError, UsageError
 from mixinfer.pretokenizers import preset
 from mixinfer.progress import Progress, ProgressCallback, noop
-from mixinfer.replay import Trace, TokenTable, cached_replay, replay, trace_key
+from mixinfer.replay import TokenTable, Trace, cached_replay, replay, trace_key
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, Category, bundled_samples_dir, discover
 from mixinfer.solver import ROWS_PER_ROUND, MixtureLP, solve
@@ -44,7 +45,7 @@ def build_traces(
     table = TokenTable.build(tok)
     traces: dict[int, Trace] = {}
     todo = []
-    for i, (wc, key) in enumerate(zip(counts, keys, strict=True)):
+    for i, key in enumerate(keys):
         hit = cache.load("trace", trace_key(key, tok, merges))
         if hit is not None:
             traces[i] = Trace.from_arrays(merges, hit[0])
@@ -71,7 +72,13 @@ def build_traces(
                 progress(Progress("replay", base + p.done, total, "merges", name))
 
             traces[i] = cached_replay(
-                counts[i].words, keys[i], tok, table, merges, cache, progress=step,
+                counts[i].words,
+                keys[i],
+                tok,
+                table,
+                merges,
+                cache,
+                progress=step,
                 label=counts[i].category,
             )
             done += merges
@@ -106,6 +113,9 @@ def infer(
     workers: int | None = None,
     offline: bool | None = None,
     progress: ProgressCallback = noop,
+    clean: bool = True,
+    base: str | os.PathLike[str] | BPETokenizer | None = None,
+    cache: Cache | None = None,
 ) -> InferenceResult:
     """Infer the training mixture of a BPE tokenizer from per-category sample text.
 
@@ -128,6 +138,13 @@ def infer(
         workers: processes for counting and replay (default: all cores).
         offline: never use the network (default: follow ``HF_HUB_OFFLINE``).
         progress: called with :class:`mixinfer.progress.Progress` updates.
+        clean: clean the merge list first (:func:`mixinfer.cleaning.clean_merges`: one merge per
+            token, in order of creation; hand-inserted merges skipped); reported in
+            ``result.cleaning``.
+        base: a tokenizer that ``tokenizer`` extends: the shared merge prefix is found, reported
+            in ``result.base`` and used as ``start_merge`` (cannot be combined with it).
+        cache: a ready cache object, overriding ``cache_dir`` / ``use_cache`` (used by audits to
+            share word counts and traces between tokenizers).
 
     Returns:
         An :class:`InferenceResult`.
@@ -147,6 +164,22 @@ def infer(
     else:
         tok = load_tokenizer(tokenizer, pretokenizer=pretokenizer, offline=offline)
     timing["load_tokenizer"] = time.monotonic() - t0
+    t = time.monotonic()
+    tok, cleaning = prepare_merges(tok, clean)
+    base_info: dict[str, object] | None = None
+    if base is not None:
+        if start_merge:
+            raise UsageError(
+                "give either --base or --start-merge, not both (--base finds the start merge)"
+            )
+        start_merge, base_info = shared_prefix_with(tok, base, clean=clean, offline=offline)
+        if merges <= start_merge:
+            raise UsageError(
+                f"--merges {merges} does not reach past the {start_merge} merges shared with the "
+                f"base {base_info['source']}; pass --merges larger than {start_merge} (e.g. "
+                f"--merges {start_merge + 3000}) to infer from the new merges"
+            )
+    timing["clean"] = time.monotonic() - t
 
     truth_map: dict[str, float] | None = None
     truth_source: str | None = None
@@ -162,10 +195,16 @@ def infer(
     t = time.monotonic()
     samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
     categories: list[Category] = discover(samples_dir)
-    cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+    if cache is None:
+        cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
     counts = count_words(
-        categories, tok.pretokenizer, max_bytes=max_bytes, unit=unit, cache=cache,
-        workers=workers, progress=progress,
+        categories,
+        tok.pretokenizer,
+        max_bytes=max_bytes,
+        unit=unit,
+        cache=cache,
+        workers=workers,
+        progress=progress,
     )
     timing["count"] = time.monotonic() - t
 
@@ -173,6 +212,12 @@ def infer(
     notes = list(tok.notes)
     if n_merges < merges:
         notes.append(f"the tokenizer has {len(tok.merges)} merges; using all of them")
+    if base_info is not None:
+        notes.append(
+            f"base {base_info['source']}: the first {start_merge} merges are shared; they are "
+            f"replayed without constraints and the mixture is inferred from merges "
+            f"{start_merge}..{n_merges - 1}"
+        )
     if not 0 <= start_merge < n_merges:
         raise UsageError(
             f"--start-merge {start_merge} must be at least 0 and below the merges used ({n_merges})"
@@ -193,10 +238,30 @@ def infer(
         timing["replay"] = timing["solve"] = 0.0
         timing["total"] = time.monotonic() - t0
         return InferenceResult(
-            {categories[0].name: 1.0}, str(tok.source), n_merges, len(tok.merges), pretok_info,
-            {"name": "none", "status": "trivial", "objective": 0.0, "rounds": 0,
-             "constraints": 0, "variables": 0},
-            timing, stats, unit, max_bytes, start_merge, notes, warnings, truth_map, truth_source,
+            {categories[0].name: 1.0},
+            str(tok.source),
+            n_merges,
+            len(tok.merges),
+            pretok_info,
+            {
+                "name": "none",
+                "status": "trivial",
+                "objective": 0.0,
+                "rounds": 0,
+                "constraints": 0,
+                "variables": 0,
+            },
+            timing,
+            stats,
+            unit,
+            max_bytes,
+            start_merge,
+            notes,
+            warnings,
+            truth_map,
+            truth_source,
+            cleaning=cleaning.to_dict(),
+            base=base_info,
         )
 
     t = time.monotonic()
@@ -207,10 +272,15 @@ def infer(
     t = time.monotonic()
     table_codes = TokenTable.build(tok).merge_codes
     lp = MixtureLP(traces, [wc.bytes for wc in counts], table_codes, start=start_merge)
-    remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 1.0)
+    # No floor here: a limit already spent building the LP stops the solver before its first
+    # round (the starting point is returned, marked time_limit), so small limits are honoured.
+    remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 0.0)
     result, solver_notes = solve(
-        lp, solver=solver, time_limit=remaining,
-        rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)), progress=progress,
+        lp,
+        solver=solver,
+        time_limit=remaining,
+        rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)),
+        progress=progress,
     )
     timing["solve"] = time.monotonic() - t
     timing["total"] = time.monotonic() - t0
@@ -234,8 +304,98 @@ def infer(
         "solver_seconds": result.seconds,
     }
     return InferenceResult(
-        proportions, str(tok.source), n_merges, len(tok.merges), pretok_info, solver_info, timing,
-        stats, unit, max_bytes, start_merge, notes, warnings, truth_map, truth_source,
+        proportions,
+        str(tok.source),
+        n_merges,
+        len(tok.merges),
+        pretok_info,
+        solver_info,
+        timing,
+        stats,
+        unit,
+        max_bytes,
+        start_merge,
+        notes,
+        warnings,
+        truth_map,
+        truth_source,
+        cleaning=cleaning.to_dict(),
+        base=base_info,
+    )
+
+
+def prepare_merges(tok: BPETokenizer, clean: bool) -> tuple[BPETokenizer, CleaningReport]:
+    """Clean ``tok``'s merge list (or only check it can be replayed, with ``clean=False``)."""
+    if clean:
+        cleaned, report = clean_merges(tok)
+        if not cleaned.merges:
+            raise TokenizerError(
+                f"{tok.source}: no merge is left after cleaning the merge list "
+                f"({report.summary()}); check the file, or pass --no-clean to use it as it is"
+            )
+        return cleaned, report
+    try:
+        TokenTable.build(tok)
+    except TokenizerError as exc:
+        raise TokenizerError(
+            f"{exc}. This merge list is not in order of token creation (SentencePiece "
+            "conversions list merges by piece score); run without --no-clean so that it is "
+            "cleaned first"
+        ) from None
+    return tok, disabled_report(tok)
+
+
+def shared_prefix(a: Sequence[tuple[bytes, bytes]], b: Sequence[tuple[bytes, bytes]]) -> int:
+    """Length of the longest common prefix of two merge lists."""
+    n = min(len(a), len(b))
+    k = 0
+    # Compare in blocks first (list slices compare in C), then merge by merge.
+    step = 1024
+    while k + step <= n and a[k : k + step] == b[k : k + step]:
+        k += step
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def shared_prefix_with(
+    tok: BPETokenizer,
+    base: str | os.PathLike[str] | BPETokenizer,
+    *,
+    clean: bool = True,
+    offline: bool | None = None,
+) -> tuple[int, dict[str, object]]:
+    """The number of leading merges ``tok`` (already cleaned) shares with ``base``.
+
+    Returns ``(K, {"source": ..., "shared_prefix": K, "base_merges": ...})``.
+
+    Raises:
+        UsageError: the two merge lists share no merge at the start, or ``tok`` adds nothing.
+    """
+    base_tok = base if isinstance(base, BPETokenizer) else load_tokenizer(base, offline=offline)
+    if clean:
+        base_tok, _ = clean_merges(base_tok)
+    k = shared_prefix(tok.merges, base_tok.merges)
+    source = str(base_tok.source)
+    if k == 0:
+        raise UsageError(
+            f"{tok.source} does not extend --base {source}: their first merges differ "
+            f"({_show_merge(tok.merges[0])} vs {_show_merge(base_tok.merges[0])}); check that "
+            "the base is the tokenizer it was built from, or use --start-merge K"
+        )
+    if k >= len(tok.merges):
+        raise UsageError(
+            f"{tok.source} adds no merge to --base {source} (all its {len(tok.merges)} merges "
+            "are the base's); there is nothing to infer from"
+        )
+    return k, {"source": source, "shared_prefix": k, "base_merges": len(base_tok.merges)}
+
+
+def _show_merge(pair: tuple[bytes, bytes]) -> str:
+    return repr(
+        pair[0].decode("utf-8", "backslashreplace")
+        + " "
+        + pair[1].decode("utf-8", "backslashreplace")
     )
 
 
@@ -243,4 +403,3 @@ def load_override(tok: BPETokenizer, pretokenizer: str) -> BPETokenizer:
     """A copy of ``tok`` using the named preset pretokenizer."""
     p = preset(pretokenizer)
     return replace(tok, pretokenizer=p, notes=[*tok.notes, f"pretokenizer: preset '{p.name}'"])
-

@@ -34,7 +34,9 @@ class InferenceResult:
     """An inferred mixture and everything needed to judge and reproduce it.
 
     ``proportions`` maps each category to its estimated fraction of the tokenizer's training bytes
-    (summing to 1). ``truth``, when known, holds the true mixture for comparison.
+    (summing to 1). ``truth``, when known, holds the true mixture for comparison. ``cleaning``
+    reports what merge-list cleaning removed (:meth:`mixinfer.cleaning.CleaningReport.to_dict`);
+    ``base``, for an extended tokenizer, the base and the shared merge prefix.
     """
 
     proportions: dict[str, float]
@@ -52,6 +54,8 @@ class InferenceResult:
     warnings: list[str] = field(default_factory=list)
     truth: dict[str, float] | None = None
     truth_source: str | None = None
+    cleaning: dict[str, Any] | None = None
+    base: dict[str, Any] | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -96,6 +100,10 @@ class InferenceResult:
             "notes": self.notes,
             "warnings": self.warnings,
         }
+        if self.cleaning is not None:
+            out["cleaning"] = self.cleaning
+        if self.base is not None:
+            out["base"] = self.base
         if self.truth is not None:
             out["truth"] = {
                 "source": self.truth_source,

@@ -160,7 +160,7 @@ def _decode(data: bytes, path: Path, stats: ReadStats, *, final: bool = True) ->
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")
     return open(path, "rb")
 
 

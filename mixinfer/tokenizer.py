@@ -92,6 +92,11 @@ class BPETokenizer:
         notes: human-readable remarks made while loading (e.g. which preset was chosen and why).
         format: which kind of source it was read from (``"tokenizer.json"``,
             ``"vocab.json+merges.txt"``, ``"merges.txt"``, ``"tiktoken-file"``, ``"tiktoken"``).
+        token_ids: vocabulary id of every token the merges use or produce, when the source has a
+            vocabulary (``tokenizer.json``, ``vocab.json``); ``None`` otherwise. SentencePiece
+            numbers pieces in order of creation, which merge-list cleaning relies on.
+        reserved: merge results the tokenizer reserved rather than learned: SentencePiece
+            user-defined pieces (ids before the byte-fallback block). Cleaning skips their merges.
     """
 
     source: str
@@ -101,6 +106,8 @@ class BPETokenizer:
     alphabet: frozenset[bytes] = frozenset()
     notes: list[str] = field(default_factory=list)
     format: str = ""
+    token_ids: dict[bytes, int] | None = None
+    reserved: frozenset[bytes] = frozenset()
 
     def merges_fingerprint(self, count: int | None = None) -> str:
         """A stable hash of the first ``count`` merges (all when ``None``) and the alphabet kind."""
@@ -329,6 +336,7 @@ def tokenizer_from_json(data: Any, *, source: str, origin: str | None = None) ->
 
     own = from_tokenizer_json(data, source=where)
     pre = _choose_for_json(data, own, byte_level, vocab, notes)
+    token_ids, reserved = _merge_token_ids(merges, pairs, vocab, sentencepiece=not byte_level)
     return BPETokenizer(
         source=source,
         merges=pairs,
@@ -337,7 +345,41 @@ def tokenizer_from_json(data: Any, *, source: str, origin: str | None = None) ->
         alphabet=alphabet,
         notes=notes,
         format="tokenizer.json",
+        token_ids=token_ids,
+        reserved=reserved,
     )
+
+
+def _merge_token_ids(
+    merges: list[tuple[str, str]],
+    pairs: list[tuple[bytes, bytes]],
+    vocab: dict[str, Any],
+    *,
+    sentencepiece: bool,
+) -> tuple[dict[bytes, int] | None, frozenset[bytes]]:
+    """Vocabulary ids of the merges' tokens (as bytes), and the reserved merge results.
+
+    Returns ``(None, frozenset())`` when an id is not an integer. For SentencePiece conversions
+    with byte fallback, pieces numbered before the first ``<0xNN>`` token are user-defined (the
+    learned pieces follow the byte pieces), so the merges producing them are reserved.
+    """
+    ids: dict[bytes, int] = {}
+    for (a, b), (ba, bb) in zip(merges, pairs, strict=True):
+        for text, raw in ((a, ba), (b, bb), (a + b, ba + bb)):
+            tid = vocab.get(text)
+            if not isinstance(tid, int) or isinstance(tid, bool):
+                return None, frozenset()
+            ids.setdefault(raw, tid)
+    reserved: frozenset[bytes] = frozenset()
+    if sentencepiece:
+        fallback = [
+            i for k, i in vocab.items()
+            if isinstance(i, int) and isinstance(k, str) and _BYTE_FALLBACK.match(k)
+        ]
+        if fallback:
+            start = min(fallback)
+            reserved = frozenset(ba + bb for ba, bb in pairs if ids[ba + bb] < start)
+    return ids, reserved
 
 
 def _parse_json_merges(merges: Any, where: str) -> list[tuple[str, str]]:
@@ -621,6 +663,10 @@ def _load_merges_txt(path: Path, source: str, *, vocab: dict[str, Any] | None) -
         f"pretokenizer: a {kind} tokenizer carries no pretokenizer: using preset `gpt2` "
         "(ByteLevel with the GPT-2 regex); override with --pretokenizer NAME"
     )
+    token_ids = (
+        _merge_token_ids(merges, pairs, vocab, sentencepiece=False)[0]
+        if vocab is not None else None
+    )
     return BPETokenizer(
         source=source,
         merges=pairs,
@@ -628,6 +674,7 @@ def _load_merges_txt(path: Path, source: str, *, vocab: dict[str, Any] | None) -
         pretokenizer=replace(chosen, reason=f"{chosen.reason}; {kind} carries no pretokenizer"),
         notes=notes,
         format=kind,
+        token_ids=token_ids,
     )
 
 

@@ -87,15 +87,17 @@ def bench_counting() -> list[str]:
         ("1 process, en+de", one, 1),
         (f"{os.cpu_count()} processes, all {len(cats)} categories", cats, None),
     ):
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(
-            resource.RUSAGE_CHILDREN
-        ).ru_utime
+        cpu0 = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_utime
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+        )
         t = time.monotonic()
         counts = count_words(chosen, pre, max_bytes=10**9, workers=workers)
         wall = time.monotonic() - t
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(
-            resource.RUSAGE_CHILDREN
-        ).ru_utime
+        cpu1 = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_utime
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+        )
         mb = sum(wc.bytes for wc in counts) / 1e6
         rows.append(
             f"| counting, gpt2 regex, {label} | {mb:.1f} MB | {wall:.2f} s | "
@@ -141,7 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per end-to-end measurement")
     parser.add_argument("--skip-gpt2", action="store_true", help="skip the GPT-2 full-depth run")
-    parser.add_argument("--no-write", action="store_true", help="print instead of updating the file")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print instead of updating the file"
+    )
     opts = parser.parse_args()
 
     lines = [

@@ -497,6 +497,12 @@ class _StatusProxy:
         return self._status
 
 
+# One constraint row: alpha_0 - alpha_1 + v_t + v_p >= 0, as per-category counts.
+_ONE_ROW = solver.RowData(
+    merge=np.array([[1.0, 0.0]]), pair=np.array([[0.0, 1.0]]), segment=np.array([0])
+)
+
+
 @pytest.mark.parametrize("status", ["kInfeasible", "kUnbounded", "kUnboundedOrInfeasible"])
 def test_highs_reporting_an_impossible_status_is_a_solver_error(status: str) -> None:
     import highspy
@@ -504,7 +510,7 @@ def test_highs_reporting_an_impossible_status_is_a_solver_error(status: str) -> 
     backend = solver.HighsBackend(2)
     code = getattr(highspy.HighsModelStatus, status)
     backend.h = _StatusProxy(backend.h, code)
-    backend.add_rows(np.array([0]), np.array([1]), np.array([[1.0, -1.0]]))
+    backend.add_rows(np.array([0]), np.array([1]), _ONE_ROW)
     with pytest.raises(errors.SolverError) as info:
         backend.solve(None)
     text = str(info.value)
@@ -519,7 +525,7 @@ def test_pulp_reporting_an_impossible_status_is_a_solver_error(
     import pulp
 
     backend = solver.PulpBackend(2, "cbc")
-    backend.add_rows(np.array([0]), np.array([1]), np.array([[1.0, -1.0]]))
+    backend.add_rows(np.array([0]), np.array([1]), _ONE_ROW)
     monkeypatch.setattr(pulp.LpProblem, "solve", lambda self, *a, **k: status)
     with pytest.raises(errors.SolverError, match=f"reported '{pulp.LpStatus[status]}'"):
         backend.solve(None)

@@ -13,7 +13,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import mixinfer
 from mixinfer.counting import count_words
-from mixinfer.pretokenizers import preset
 from mixinfer.replay import TokenTable, replay
 from mixinfer.samples import discover
 from mixinfer.solver import SCALE, MixtureLP, solve
@@ -28,7 +27,8 @@ def _documents(category: str, limit: int) -> list[str]:
     docs = []
     size = 0
     for path in sorted((GENERAL / category).glob("*.txt.gz")):
-        text = gzip.open(path, "rt", encoding="utf-8").read()
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            text = fh.read()
         docs.append(text)
         size += len(text.encode())
         if size >= limit:
@@ -140,8 +140,15 @@ def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
     upper = np.concatenate([np.ones(n), np.full(T + P, inf)])
     empty = np.zeros(0, dtype=np.int32)
     h.addCols(ncols, cost, np.zeros(ncols), upper, 0, empty, empty, np.zeros(0))
-    h.addRows(1, np.ones(1), np.ones(1), n, np.zeros(1, np.int32), np.arange(n, dtype=np.int32),
-              np.ones(n))
+    h.addRows(
+        1,
+        np.ones(1),
+        np.ones(1),
+        n,
+        np.zeros(1, np.int32),
+        np.arange(n, dtype=np.int32),
+        np.ones(n),
+    )
     for t in range(T):
         others = pairs[pairs != lp.merge_pair[t]]
         steps = np.full(len(others), t)
@@ -153,14 +160,23 @@ def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
         idx[:, n + 1] = n + T + others
         val = np.ones((k, n + 2))
         val[:, :n] = coefs
-        h.addRows(k, np.zeros(k), np.full(k, inf), k * (n + 2),
-                  np.arange(0, k * (n + 2), n + 2, dtype=np.int32), idx.ravel(), val.ravel())
+        h.addRows(
+            k,
+            np.zeros(k),
+            np.full(k, inf),
+            k * (n + 2),
+            np.arange(0, k * (n + 2), n + 2, dtype=np.int32),
+            idx.ravel(),
+            val.ravel(),
+        )
     h.run()
     x = np.asarray(h.getSolution().col_value)
     return float(h.getInfo().objective_function_value), x[:n]
 
 
-@pytest.mark.parametrize("solver", [pytest.param("highs", id="highspy"), pytest.param("cbc", id="pulp-cbc")])
+@pytest.mark.parametrize(
+    "solver", [pytest.param("highs", id="highspy"), pytest.param("cbc", id="pulp-cbc")]
+)
 def test_lazy_lp_reaches_the_full_lp_optimum(
     mixture_case: tuple[Path, Path, dict[str, float]], solver: str
 ) -> None:

@@ -33,11 +33,13 @@ def apply_merges(word: bytes, merges: list[tuple[bytes, bytes]]) -> list[bytes]:
     return parts
 
 
-def brute_counts(words: dict[bytes, int], merges: list[tuple[bytes, bytes]]) -> Counter[tuple[bytes, bytes]]:
+def brute_counts(
+    words: dict[bytes, int], merges: list[tuple[bytes, bytes]]
+) -> Counter[tuple[bytes, bytes]]:
     counts: Counter[tuple[bytes, bytes]] = Counter()
     for w, n in words.items():
         parts = apply_merges(w, merges)
-        for x, y in zip(parts, parts[1:]):
+        for x, y in zip(parts, parts[1:], strict=False):
             counts[(x, y)] += n
     return counts
 

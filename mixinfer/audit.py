@@ -1,0 +1,484 @@
+"""Auditing many tokenizers against one set of categories.
+
+:func:`audit` runs :func:`mixinfer.infer` for every tokenizer with the same samples and options and
+collects the mixtures in an :class:`AuditResult` (long or wide CSV, JSON, a pandas frame, group
+totals). Work is shared across the batch:
+
+* word counts depend only on the categories and the pretokenizer, so tokenizers with the same
+  pretokenizer (Llama and Mistral, say) count the samples once: through the on-disk cache, and
+  within the batch in memory as well (also with ``use_cache=False``);
+* traces depend on the words and the merges replayed, so tokenizers whose (cleaned) merge lists
+  share the replayed prefix share their traces (kept in memory for the batch when several
+  tokenizers need them).
+
+A tokenizer that fails (missing file, not BPE, ...) is recorded with its error and the batch goes
+on; :attr:`AuditResult.failed` lists them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.cleaning import clean_merges
+from mixinfer.counting import count_key
+from mixinfer.errors import MixinferError, UsageError
+from mixinfer.groups import group_categories, group_order, load_groups
+from mixinfer.pipeline import DEFAULT_MERGES, infer
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.replay import trace_key
+from mixinfer.report import InferenceResult
+from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, bundled_samples_dir, discover
+from mixinfer.tokenizer import BPETokenizer, load_tokenizer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BY = ("category", "group")
+
+
+@dataclass
+class AuditEntry:
+    """One tokenizer of an audit: its result, or why it failed.
+
+    Attributes:
+        label: the short name used in reports (file stem, directory name, ``tiktoken`` name...).
+        source: what was given.
+        result: the inference result (``None`` when it failed).
+        error: the error message when it failed.
+        error_type: the exception class name when it failed.
+        exception: the exception itself (not serialised).
+        seconds: wall time spent on this tokenizer.
+    """
+
+    label: str
+    source: str
+    result: InferenceResult | None = None
+    error: str | None = None
+    error_type: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether an inference result exists."""
+        return self.result is not None
+
+
+@dataclass
+class AuditResult:
+    """The mixtures of several tokenizers over the same categories.
+
+    Attributes:
+        entries: one per tokenizer, in the order given.
+        categories: the category names (sorted by group, then name).
+        groups: category -> group.
+        samples: the samples directory used.
+        merges: the ``merges`` option (each tokenizer uses at most that many).
+        timing: seconds: ``total`` and per tokenizer label.
+        shared: what was shared: ``pretokenizers`` (label -> label whose word counts it reused)
+            and ``traces`` (label -> label whose traces it reused).
+    """
+
+    entries: list[AuditEntry]
+    categories: list[str]
+    groups: dict[str, str]
+    samples: str
+    merges: int
+    timing: dict[str, float] = field(default_factory=dict)
+    shared: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> list[AuditEntry]:
+        """Entries with a result."""
+        return [e for e in self.entries if e.ok]
+
+    @property
+    def failed(self) -> list[AuditEntry]:
+        """Entries that failed."""
+        return [e for e in self.entries if not e.ok]
+
+    @property
+    def group_names(self) -> list[str]:
+        """Groups in display order."""
+        return group_order(self.groups.values())
+
+    def proportions(self, by: str = "category") -> dict[str, dict[str, float]]:
+        """``{tokenizer label: {category or group: proportion}}`` for the successful tokenizers."""
+        if by not in BY:
+            raise UsageError(f"unknown --by {by!r}; use category or group")
+        out: dict[str, dict[str, float]] = {}
+        for e in self.succeeded:
+            assert e.result is not None
+            props = e.result.proportions
+            if by == "category":
+                out[e.label] = {c: props.get(c, 0.0) for c in self.categories}
+            else:
+                totals = dict.fromkeys(self.group_names, 0.0)
+                for c in self.categories:
+                    totals[self.groups[c]] += props.get(c, 0.0)
+                out[e.label] = totals
+        return out
+
+    def to_long_csv(self) -> str:
+        """``tokenizer,category,group,proportion``: a row per successful tokenizer and category."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["tokenizer", "category", "group", "proportion"])
+        for label, props in self.proportions("category").items():
+            for c in self.categories:
+                writer.writerow([label, c, self.groups[c], repr(props[c])])
+        return buf.getvalue()
+
+    def to_wide_csv(self, by: str = "category") -> str:
+        """One row per successful tokenizer: ``tokenizer`` then one column per category or group."""
+        table = self.proportions(by)
+        columns = self.categories if by == "category" else self.group_names
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["tokenizer", *columns])
+        for label, props in table.items():
+            writer.writerow([label, *(repr(props[c]) for c in columns)])
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: options, groups, and every tokenizer's full result or error."""
+        tokenizers = []
+        for e in self.entries:
+            item: dict[str, Any] = {"label": e.label, "source": e.source, "seconds": e.seconds}
+            if e.result is not None:
+                item["result"] = e.result.to_dict()
+                item["groups"] = self.proportions("group")[e.label]
+            else:
+                item["error"] = {"type": e.error_type, "message": e.error}
+            tokenizers.append(item)
+        return {
+            "samples": self.samples,
+            "merges": self.merges,
+            "categories": self.categories,
+            "groups": self.groups,
+            "tokenizers": tokenizers,
+            "shared": self.shared,
+            "timing": self.timing,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def render(self, fmt: str, *, wide: bool = False, by: str = "category") -> str:
+        """The report as ``csv`` (long, or wide with ``wide``) or ``json``."""
+        if fmt == "json":
+            return self.to_json()
+        if fmt == "csv":
+            return self.to_wide_csv(by) if wide else self.to_long_csv()
+        raise UsageError(f"unknown audit format {fmt!r}; use csv or json")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The long table as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(self.to_long_csv()))
+
+
+class BatchCache(Cache):
+    """The on-disk cache (possibly disabled) plus an in-memory layer for one batch.
+
+    Word counts always stay in memory; a trace stays only when its key is in ``keep_traces``
+    (traces are large, and only worth holding when another tokenizer of the batch will reuse them).
+    """
+
+    def __init__(self, disk: Cache, keep_traces: set[str] | None = None) -> None:
+        super().__init__(disk.directory)
+        self.keep_traces = keep_traces or set()
+        self.memory: dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+        self.memory_hits = 0
+
+    def _keeps(self, kind: str, key: str) -> bool:
+        return kind != "trace" or key in self.keep_traces
+
+    def load(self, kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """From memory, else from disk (then remembered)."""
+        hit = self.memory.get((kind, key))
+        if hit is not None:
+            self.memory_hits += 1
+            self.hits += 1
+            return hit
+        loaded = super().load(kind, key)
+        if loaded is not None and self._keeps(kind, key):
+            self.memory[(kind, key)] = loaded
+        return loaded
+
+    def store(
+        self, kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None
+    ) -> None:
+        """To disk (when enabled) and to memory."""
+        super().store(kind, key, arrays, meta)
+        if self._keeps(kind, key):
+            self.memory[(kind, key)] = (arrays, dict(meta or {}))
+
+
+def tokenizer_label(source: str | os.PathLike[str] | BPETokenizer) -> str:
+    """A short name for reports: file stem, directory name, ``tiktoken`` name or Hub id."""
+    if isinstance(source, BPETokenizer):
+        source = source.source
+    text = os.fspath(source)
+    if text.startswith("tiktoken:"):
+        return text[len("tiktoken:") :]
+    p = Path(text)
+    if p.name in ("tokenizer.json", "merges.txt", "vocab.json") and p.parent.name:
+        return p.parent.name
+    if p.suffix.lower() in (".json", ".tiktoken", ".txt", ".model"):
+        return p.stem
+    return p.name or text
+
+
+def _labels(sources: Sequence[str | os.PathLike[str] | BPETokenizer]) -> list[str]:
+    labels = [tokenizer_label(s) for s in sources]
+    counts = Counter(labels)
+    seen: Counter[str] = Counter()
+    out = []
+    for label in labels:
+        if counts[label] > 1:
+            seen[label] += 1
+            label = f"{label}#{seen[label]}"
+        out.append(label)
+    return out
+
+
+def audit(
+    tokenizers: Sequence[str | os.PathLike[str] | BPETokenizer],
+    samples: str | os.PathLike[str] | None = None,
+    *,
+    merges: int = DEFAULT_MERGES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    solver: str = "auto",
+    time_limit: float | None = None,
+    unit: str = "document",
+    groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    clean: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    offline: bool | None = None,
+    progress: ProgressCallback = noop,
+    on_entry: Callable[[AuditEntry], None] | None = None,
+) -> AuditResult:
+    """Infer the mixture of every tokenizer over the same categories, sharing work between them.
+
+    Args:
+        tokenizers: tokenizer sources (see :func:`mixinfer.load_tokenizer`) or loaded tokenizers.
+        samples: the samples directory (default: the bundled samples).
+        merges, max_bytes, solver, time_limit, unit, clean, workers, offline: as for
+            :func:`mixinfer.infer` (``time_limit`` applies to each tokenizer's LP).
+        groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
+            does not name get the default group (:func:`mixinfer.groups.default_group`).
+        cache_dir / use_cache: the on-disk cache; word counts are shared in memory regardless.
+        progress: progress callback; stage ``"audit"`` counts tokenizers, the inner stages
+            (``count``, ``replay``, ``solve``) are forwarded with the tokenizer's label in
+            ``detail``.
+        on_entry: called with each :class:`AuditEntry` as soon as it is done (succeeded or not).
+
+    Raises:
+        UsageError: no tokenizer, or bad options (checked before any work).
+        SamplesError: the samples directory is unusable (it is shared by every tokenizer).
+    """
+    if not tokenizers:
+        raise UsageError("give at least one tokenizer to audit")
+    if merges <= 0:
+        raise UsageError(f"--merges must be a positive number of merges, not {merges}")
+    if max_bytes <= 0:
+        raise UsageError(f"--max-bytes must be a positive number of bytes, not {max_bytes}")
+    if unit not in UNITS:
+        raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
+    if time_limit is not None and time_limit <= 0:
+        raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+    t_start = time.monotonic()
+    mapping = (
+        load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
+    )
+    samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
+    categories = discover(samples_dir)
+    names = [c.name for c in categories]
+    unknown = sorted(set(mapping) - set(names))
+    category_groups = group_categories(names, mapping)
+    order = {g: i for i, g in enumerate(group_order(category_groups.values()))}
+    names.sort(key=lambda c: (order[category_groups[c]], c))
+
+    labels = _labels(tokenizers)
+    n = len(tokenizers)
+    entries: list[AuditEntry] = []
+    loaded: dict[int, BPETokenizer] = {}
+    failures: dict[int, AuditEntry] = {}
+
+    # Load (and clean, for planning) every tokenizer first: a bad path fails fast and the plan of
+    # what to share is known before any counting.
+    plans: dict[int, tuple[str, str]] = {}
+    planned_toks: dict[int, BPETokenizer] = {}
+    for i, source in enumerate(tokenizers):
+        t = time.monotonic()
+        try:
+            tok = source if isinstance(source, BPETokenizer) else load_tokenizer(
+                source, offline=offline
+            )
+            loaded[i] = tok
+            planned = clean_merges(tok)[0] if clean else tok
+            planned_toks[i] = planned
+            used = min(merges, len(planned.merges))
+            pre_fp = planned.pretokenizer.fingerprint()
+            # Same pretokenizer and same replayed merges (and list size): same traces.
+            plans[i] = (pre_fp, trace_key(pre_fp, planned, used))
+        except MixinferError as exc:
+            failures[i] = _failed(labels[i], source, exc, time.monotonic() - t)
+        except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
+            failures[i] = _failed(labels[i], source, exc, time.monotonic() - t, internal=True)
+
+    shared_words: dict[str, str] = {}
+    shared_traces: dict[str, str] = {}
+    first_by_pretok: dict[str, str] = {}
+    first_by_trace: dict[str, str] = {}
+    repeated_traces: set[str] = set()
+    for i in sorted(plans):
+        pre_fp, probe = plans[i]
+        if pre_fp in first_by_pretok:
+            shared_words[labels[i]] = first_by_pretok[pre_fp]
+        else:
+            first_by_pretok[pre_fp] = labels[i]
+        if probe in first_by_trace:
+            shared_traces[labels[i]] = first_by_trace[probe]
+            repeated_traces.add(probe)
+        else:
+            first_by_trace[probe] = labels[i]
+
+    # The exact trace keys worth holding in memory (those of merge prefixes used more than once).
+    keep: set[str] = set()
+    if repeated_traces:
+        for i in sorted(plans):
+            if plans[i][1] not in repeated_traces:
+                continue
+            planned = planned_toks[i]
+            used = min(merges, len(planned.merges))
+            for cat in categories:
+                words_key = count_key(cat, planned.pretokenizer, max_bytes, unit)
+                keep.add(trace_key(words_key, planned, used))
+    disk = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+    cache = BatchCache(disk, keep)
+
+    timing: dict[str, float] = {}
+    progress(Progress("audit", 0, n, "tokenizers"))
+    for i, source in enumerate(tokenizers):
+        label = labels[i]
+        entry = failures.get(i)
+        if entry is None:
+            t = time.monotonic()
+
+            def forward(p: Progress, label: str = label) -> None:
+                detail = f"{label}: {p.detail}" if p.detail else label
+                progress(Progress(p.stage, p.done, p.total, p.unit, detail))
+
+            try:
+                result = infer(
+                    loaded[i], samples_dir, merges=merges, max_bytes=max_bytes, solver=solver,
+                    time_limit=time_limit, unit=unit, clean=clean, workers=workers,
+                    offline=offline, cache=cache, progress=forward,
+                )
+                entry = AuditEntry(
+                    label, _source_text(source), result=result, seconds=time.monotonic() - t
+                )
+            except MixinferError as exc:
+                entry = _failed(label, source, exc, time.monotonic() - t)
+            except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
+                entry = _failed(label, source, exc, time.monotonic() - t, internal=True)
+        timing[label] = entry.seconds
+        entries.append(entry)
+        progress(Progress("audit", len(entries), n, "tokenizers", label))
+        if on_entry is not None:
+            on_entry(entry)
+    timing["total"] = time.monotonic() - t_start
+    shared = {"word_counts": shared_words, "traces": shared_traces}
+    report = AuditResult(
+        entries, names, category_groups, str(samples_dir), merges, timing, shared
+    )
+    if unknown:
+        # Not an error: a mapping written for a larger sample set may name absent categories.
+        for e in report.succeeded:
+            assert e.result is not None
+            e.result.notes.append(
+                f"--groups names categories not in the samples: {', '.join(unknown)}"
+            )
+    return report
+
+
+def _source_text(source: str | os.PathLike[str] | BPETokenizer) -> str:
+    return str(source.source) if isinstance(source, BPETokenizer) else os.fspath(source)
+
+
+def _failed(
+    label: str,
+    source: str | os.PathLike[str] | BPETokenizer,
+    exc: BaseException,
+    seconds: float,
+    *,
+    internal: bool = False,
+) -> AuditEntry:
+    message = str(exc) if not internal else f"internal error: {type(exc).__name__}: {exc}"
+    return AuditEntry(
+        label, _source_text(source), error=message, error_type=type(exc).__name__,
+        exception=exc, seconds=seconds,
+    )
+
+
+def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Read an audit CSV (long or wide) back: ``({tokenizer: {column: proportion}}, groups)``.
+
+    For a long CSV the columns are categories and ``groups`` maps each category to its group; for
+    a wide CSV the columns are whatever the file holds (categories or groups) and ``groups`` is
+    empty.
+
+    Raises:
+        UsageError: the file is missing or not an audit report.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"report {p} does not exist; write one with `mixinfer audit`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"report {p} cannot be read ({exc})") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if r]
+    if len(rows) < 2 or not rows[0] or rows[0][0].strip().lower() != "tokenizer":
+        raise UsageError(
+            f"{p} is not an audit report: expected a CSV whose first column is `tokenizer` "
+            "(as written by `mixinfer audit --output report.csv`)"
+        )
+    header = [h.strip() for h in rows[0]]
+    table: dict[str, dict[str, float]] = {}
+    groups: dict[str, str] = {}
+    try:
+        if header[:4] == ["tokenizer", "category", "group", "proportion"]:
+            for lineno, row in enumerate(rows[1:], start=2):
+                if len(row) < 4:
+                    raise ValueError(f"line {lineno} has {len(row)} fields, expected 4")
+                label, cat, group, value = row[0], row[1], row[2], float(row[3])
+                table.setdefault(label, {})[cat] = value
+                groups[cat] = group
+        else:
+            for lineno, row in enumerate(rows[1:], start=2):
+                if len(row) != len(header):
+                    raise ValueError(f"line {lineno} has {len(row)} fields, expected {len(header)}")
+                table[row[0]] = {h: float(v) for h, v in zip(header[1:], row[1:], strict=True)}
+    except ValueError as exc:
+        raise UsageError(f"{p} is not a valid audit report ({exc})") from None
+    return table, groups

@@ -1,0 +1,223 @@
+"""Pictures of audit reports: stacked bars of group (or category) proportions per tokenizer.
+
+matplotlib is an optional extra (``pip install 'mixinfer[plot]'``); it is imported only here and
+only when a picture is drawn, with the non-interactive ``Agg`` backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mixinfer.errors import MissingDependencyError, UsageError
+from mixinfer.groups import DEFAULT_GROUPS, group_categories, group_order, load_groups
+
+FORMATS = (".png", ".svg", ".pdf")
+ORIENTATIONS = ("horizontal", "vertical")
+# Segments at least this large get their percentage printed on them.
+LABEL_MIN = 0.05
+GROUP_COLORS = {
+    "English": "#4C72B0",
+    "Code": "#DD8452",
+    "Latin/Cyrillic languages": "#55A868",
+    "Other languages": "#C44E52",
+}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError(
+            "plotting needs matplotlib: pip install 'mixinfer[plot]'"
+        ) from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(columns: Sequence[str], plt: Any) -> list[Any]:
+    cmap = plt.get_cmap("tab20")
+    extra = plt.get_cmap("tab20b")
+    out = []
+    k = 0
+    for c in columns:
+        if c in GROUP_COLORS:
+            out.append(GROUP_COLORS[c])
+        else:
+            out.append(cmap(k % 20) if k < 20 else extra((k - 20) % 20))
+            k += 1
+    return out
+
+
+def _check_output(output: str | os.PathLike[str]) -> Path:
+    path = Path(output)
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(
+            f"cannot tell the picture format of {path} from its extension; use "
+            f"{', '.join(FORMATS)}"
+        )
+    return path
+
+
+def plot_mixtures(
+    table: Mapping[str, Mapping[str, float]],
+    output: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    orientation: str = "horizontal",
+) -> Path:
+    """Draw one stacked bar per tokenizer and write it to ``output`` (``.png``, ``.svg``, ``.pdf``).
+
+    Args:
+        table: ``{tokenizer: {segment: proportion}}`` (segments are groups or categories).
+        output: the picture file; written atomically.
+        columns: segment order (default: the order of first appearance).
+        title: the figure title.
+        orientation: ``horizontal`` (bars left to right, tokenizers top to bottom) or
+            ``vertical``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        UsageError: empty table, unknown orientation or file extension.
+        MissingDependencyError: matplotlib is not installed.
+    """
+    path = _check_output(output)
+    if orientation not in ORIENTATIONS:
+        raise UsageError(f"unknown orientation {orientation!r}; use horizontal or vertical")
+    if not table:
+        raise UsageError("nothing to plot: the report holds no tokenizer")
+    if columns is None:
+        seen: dict[str, None] = {}
+        for props in table.values():
+            seen.update(dict.fromkeys(props))
+        columns = list(seen)
+    plt = _pyplot()
+    labels = list(table)
+    colors = _colors(columns, plt)
+    n = len(labels)
+    horizontal = orientation == "horizontal"
+    legend_height = 0.25 * min(len(columns), 16)
+    if horizontal:
+        size = (9.0, max(1.6 + 0.55 * n, 0.8 + legend_height))
+    else:
+        size = (max(4.0, 1.5 + 1.1 * n), max(5.5, 0.8 + legend_height))
+    fig, ax = plt.subplots(figsize=size)
+    # Top-to-bottom in the given order for horizontal bars.
+    positions = list(range(n))[::-1] if horizontal else list(range(n))
+    starts = [0.0] * n
+    for col, color in zip(columns, colors, strict=True):
+        values = [float(table[t].get(col, 0.0)) for t in labels]
+        if horizontal:
+            bars = ax.barh(positions, values, left=starts, color=color, label=col,
+                           edgecolor="white", linewidth=0.6, height=0.7)
+        else:
+            bars = ax.bar(positions, values, bottom=starts, color=color, label=col,
+                          edgecolor="white", linewidth=0.6, width=0.7)
+        r, g, b = plt.matplotlib.colors.to_rgb(color)
+        ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
+        for bar, v in zip(bars, values, strict=True):
+            if v >= LABEL_MIN:
+                x = bar.get_x() + bar.get_width() / 2
+                y = bar.get_y() + bar.get_height() / 2
+                ax.text(x, y, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8,
+                        color=ink, fontweight="bold")
+        starts = [s + v for s, v in zip(starts, values, strict=True)]
+    if horizontal:
+        ax.set_yticks(positions, labels)
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
+        ax.set_xlabel("share of training bytes")
+    else:
+        tilt = n > 4
+        ax.set_xticks(
+            positions, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center"
+        )
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
+        ax.set_ylabel("share of training bytes")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    # Beside the axes; for vertical bars listed top-down like the stack.
+    handles, names = ax.get_legend_handles_labels()
+    if not horizontal:
+        handles, names = handles[::-1], names[::-1]
+    ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              ncol=1 if len(columns) <= 16 else 2, frameon=False, fontsize=9)
+    ax.set_title(title or "Inferred training mixtures", loc="left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix[1:].lower())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
+    return path
+
+
+def group_table(
+    table: Mapping[str, Mapping[str, float]],
+    groups: Mapping[str, str],
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Sum category proportions into groups: ``({tokenizer: {group: total}}, group order)``."""
+    order = group_order(groups.values())
+    out: dict[str, dict[str, float]] = {}
+    for label, props in table.items():
+        totals = dict.fromkeys(order, 0.0)
+        for cat, v in props.items():
+            totals[groups[cat]] += v
+        out[label] = totals
+    return out, order
+
+
+def plot_report(
+    report: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    by: str = "group",
+    groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    title: str | None = None,
+    orientation: str = "horizontal",
+) -> Path:
+    """Draw an audit CSV (long or wide) as stacked bars by ``group`` or ``category``.
+
+    Groups come from the long CSV's ``group`` column; a user mapping (``groups``) overrides it;
+    for a wide CSV by category the default grouping applies. A wide CSV already by group can
+    only be drawn by group.
+    """
+    from mixinfer.audit import read_report
+
+    if by not in ("group", "category"):
+        raise UsageError(f"unknown --by {by!r}; use group or category")
+    _check_output(output)
+    table, csv_groups = read_report(report)
+    mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
+    columns: list[str] = []
+    for props in table.values():
+        columns += [c for c in props if c not in columns]
+    known_groups = set(DEFAULT_GROUPS) | set(mapping.values()) | set(csv_groups.values())
+    already_groups = not csv_groups and all(c in known_groups for c in columns)
+    if by == "category":
+        if already_groups:
+            raise UsageError(
+                f"{report} holds group totals only; write the audit by category (the default, "
+                "or without --by group) to plot categories"
+            )
+        return plot_mixtures(table, output, columns=columns, title=title, orientation=orientation)
+    if already_groups:
+        order = group_order(columns)
+        return plot_mixtures(table, output, columns=order, title=title, orientation=orientation)
+    cat_groups = {**csv_groups, **group_categories([c for c in columns if c not in csv_groups])}
+    cat_groups.update({c: g for c, g in mapping.items() if c in cat_groups})
+    grouped, order = group_table(table, cat_groups)
+    return plot_mixtures(grouped, output, columns=order, title=title, orientation=orientation)

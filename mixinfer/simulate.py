@@ -1,0 +1,948 @@
+"""Controlled experiments: how precisely is a known training mixture recovered?
+
+This reproduces the structure of Table 1 of Hayase et al. (2024). For each trial:
+
+1. draw ``n`` categories from the pool and their weights uniformly from the simplex (a numpy
+   ``Generator`` seeded with ``(seed, trial)``, so trial ``k`` is the same whatever the number of
+   trials);
+2. split every category's documents into a *training* part and an *attack* part, disjoint and
+   deterministic: documents in reading order alternate, even positions train, odd positions attack
+   (:data:`SPLIT_RULE`; each part is then used in a fixed pseudo-random order);
+3. train a HF ``tokenizers`` BPE (pretokenizer ``Sequence([Digits(individual_digits=False),
+   ByteLevel(add_prefix_space=False, use_regex=True)])`` -- the ``default`` preset -- with the
+   256-byte initial alphabet) on the weighted mixture of the training parts: ``weight *
+   train_bytes`` bytes per category, taking a category's training documents in an order drawn for
+   the trial, repeating them when the category is short and cutting the last one at a character
+   boundary (as the paper's scripts do); fed to ``train_from_iterator`` one
+   document (``unit="document"``) or one line (``unit="line"``) per item. The *true* proportions
+   are the UTF-8 bytes actually fed;
+4. run every method on the attack parts (at most ``attack_bytes`` per category): the LP
+   (:func:`mixinfer.infer` with the first ``merges`` merges), and the baselines of
+   :mod:`mixinfer.baselines` -- TEE, TC and random. As the paper defines them, TEE and TC use the
+   tokenizer as trained (its whole vocabulary; TEE's references have the same vocabulary size);
+   ``baseline_merges`` restricts them to a merge prefix instead (e.g. the LP's ``T``);
+5. record the MSE over the ``n`` categories and its ``log10``.
+
+TEE's log-log model is fitted, for each trial, on the other trials of the same run (never the one
+being scored), so it needs at least two trials.
+
+Trained tokenizers (mixtures and TEE's single-category references) and token counts are cached in
+the on-disk cache, content-addressed by the data fingerprints, the settings that shape them, the
+seed and the trial (``sim-tokenizer`` and ``sim-counts`` entries); word counts and traces
+are cached by :func:`mixinfer.infer` as usual. Re-running a table is therefore cheap, and a run with
+the same seed and settings gives the same numbers (HF BPE training is deterministic for a given
+input; the attack samples are written to a temporary directory with fixed names and timestamps, so
+their cache keys are stable too).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixinfer import baselines
+from mixinfer.cache import Cache, default_cache_dir, make_key
+from mixinfer.errors import SamplesError, UsageError
+from mixinfer.pipeline import infer
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.samples import (
+    UNITS,
+    Category,
+    ReadStats,
+    bundled_samples_dir,
+    discover,
+    iter_documents,
+)
+from mixinfer.tokenizer import tokenizer_from_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METHODS = ("lp", "tee", "tc", "random")
+"""The methods a simulation can compare (``--methods``)."""
+
+SPLIT_RULE = "alternate-documents-v2"
+"""Documents in reading order alternate: even positions train, odd positions attack. The attack
+part is then put in a fixed pseudo-random order (seeded by the category name), so that a cap on
+the attack bytes takes a spread-out subset rather than the first files; each trial feeds the
+training part in its own pseudo-random order (seeded by the seed, the trial and the name)."""
+
+CSV_COLUMNS = (
+    "trial",
+    "method",
+    "n",
+    "categories",
+    "truth",
+    "estimate",
+    "mse",
+    "log10_mse",
+    "seconds",
+)
+"""Columns of :meth:`SimulationResult.to_csv`, one row per trial and method."""
+
+DEFAULT_TRAIN_BYTES = 30_000_000
+DEFAULT_ATTACK_BYTES = 2_000_000
+DEFAULT_VOCAB = 30_000
+DEFAULT_MERGES = 3_000
+
+# Attack files get this modification time so that their cache keys (name, size, mtime) are the
+# same on every run; their names carry a hash of their content.
+_FIXED_MTIME_NS = 1_000_000_000 * 10**9
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """What a simulation does; see :func:`simulate`.
+
+    Attributes:
+        n: categories per mixture.
+        trials: how many mixtures (tokenizers) to train and attack.
+        train_bytes: UTF-8 bytes of training text per tokenizer.
+        attack_bytes: cap on the attack sample per category.
+        vocab: vocabulary size of the trained tokenizers (256 bytes + merges).
+        merges: how many leading merges the LP uses (``T``).
+        baseline_merges: how many leading merges TEE and TC use (their tokenizers truncated to
+            that prefix); ``None`` (the default): all of them, i.e. the whole vocabulary.
+        methods: which of :data:`METHODS` to run, in report order.
+        seed: seeds the category and weight draws (and the random baseline).
+        unit: ``document`` or ``line``: training items, and how inference cuts the attack text.
+        solver / time_limit: passed to :func:`mixinfer.infer` for the LP.
+    """
+
+    n: int
+    trials: int
+    train_bytes: int = DEFAULT_TRAIN_BYTES
+    attack_bytes: int = DEFAULT_ATTACK_BYTES
+    vocab: int = DEFAULT_VOCAB
+    merges: int = DEFAULT_MERGES
+    baseline_merges: int | None = None
+    methods: tuple[str, ...] = METHODS
+    seed: int = 0
+    unit: str = "document"
+    solver: str = "auto"
+    time_limit: float | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for values that cannot be simulated."""
+        if self.n < 2:
+            raise UsageError(f"--n must be at least 2 categories per mixture, not {self.n}")
+        if self.trials < 1:
+            raise UsageError(f"--trials must be at least 1, not {self.trials}")
+        if self.train_bytes <= 0:
+            raise UsageError(f"--train-bytes must be positive, not {self.train_bytes}")
+        if self.attack_bytes <= 0:
+            raise UsageError(f"--attack-bytes must be positive, not {self.attack_bytes}")
+        if self.vocab <= 256:
+            raise UsageError(
+                f"--vocab {self.vocab} leaves no room for merges; it counts the 256 byte tokens, "
+                f"so use e.g. --vocab {256 + max(self.merges, 1000)}"
+            )
+        if self.merges <= 0:
+            raise UsageError(f"--merges must be a positive number of merges, not {self.merges}")
+        if self.merges > self.vocab - 256:
+            raise UsageError(
+                f"--merges {self.merges} is more than a vocabulary of {self.vocab} can hold "
+                f"({self.vocab - 256} merges after the 256 byte tokens); raise --vocab to at "
+                f"least {self.merges + 256} or lower --merges"
+            )
+        if self.baseline_merges is not None and self.baseline_merges <= 0:
+            raise UsageError(
+                f"--baseline-merges must be a positive number of merges, not {self.baseline_merges}"
+            )
+        if not self.methods:
+            raise UsageError(f"--methods is empty; use some of {','.join(METHODS)}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UsageError(
+                f"unknown method(s) {', '.join(unknown)} in --methods; use some of "
+                f"{','.join(METHODS)}"
+            )
+        if len(set(self.methods)) != len(self.methods):
+            raise UsageError(f"--methods lists a method twice: {','.join(self.methods)}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be a non-negative integer, not {self.seed}")
+        if self.unit not in UNITS:
+            raise UsageError(f"unknown --unit {self.unit!r}; use one of {', '.join(UNITS)}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise UsageError(f"--time-limit must be positive, not {self.time_limit}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dictionary."""
+        return {
+            "n": self.n,
+            "trials": self.trials,
+            "train_bytes": self.train_bytes,
+            "attack_bytes": self.attack_bytes,
+            "vocab": self.vocab,
+            "merges": self.merges,
+            "baseline_merges": self.baseline_merges,
+            "methods": list(self.methods),
+            "seed": self.seed,
+            "unit": self.unit,
+            "solver": self.solver,
+            "time_limit": self.time_limit,
+            "split": SPLIT_RULE,
+        }
+
+
+@dataclass
+class TrialRecord:
+    """One method's answer on one trial.
+
+    ``estimate`` is ``None`` (and ``mse`` NaN) when the method could not answer; ``note`` says why.
+    """
+
+    trial: int
+    method: str
+    categories: list[str]
+    truth: dict[str, float]
+    estimate: dict[str, float] | None
+    seconds: float
+    note: str = ""
+
+    @property
+    def mse(self) -> float:
+        """Mean squared error over the trial's categories (NaN without an estimate)."""
+        if self.estimate is None:
+            return float("nan")
+        return float(
+            np.mean([(self.estimate.get(c, 0.0) - self.truth[c]) ** 2 for c in self.categories])
+        )
+
+    @property
+    def log10_mse(self) -> float:
+        """``log10`` of :attr:`mse` (``-inf`` for an exact answer, NaN without an estimate)."""
+        mse = self.mse
+        if math.isnan(mse):
+            return mse
+        return math.log10(mse) if mse > 0 else float("-inf")
+
+
+@dataclass
+class MethodSummary:
+    """Statistics of one method's ``log10`` MSE over the trials it answered."""
+
+    method: str
+    trials: int
+    mean: float
+    std: float
+    median: float
+    best: float
+    worst: float
+    seconds: float
+
+
+@dataclass
+class TrialInfo:
+    """What one trial trained on: categories, true proportions, bytes fed, attack bytes used."""
+
+    trial: int
+    categories: list[str]
+    weights: dict[str, float]
+    truth: dict[str, float]
+    train_bytes: dict[str, int]
+    attack_bytes: dict[str, int]
+    merges: int
+    tokenizer_key: str
+
+
+@dataclass
+class SimulationResult:
+    """All records of a simulation, the settings, the category pool and remarks."""
+
+    settings: SimulationSettings
+    samples: str
+    pool: list[str]
+    records: list[TrialRecord]
+    trials: list[TrialInfo]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> list[MethodSummary]:
+        """Per method (in the order of ``settings.methods``): statistics of ``log10`` MSE."""
+        out = []
+        for method in self.settings.methods:
+            recs = [r for r in self.records if r.method == method]
+            vals = np.array([r.log10_mse for r in recs], dtype=np.float64)
+            vals = vals[~np.isnan(vals)]
+            secs = float(np.mean([r.seconds for r in recs])) if recs else float("nan")
+            if vals.size == 0:
+                nan = float("nan")
+                out.append(MethodSummary(method, 0, nan, nan, nan, nan, nan, secs))
+                continue
+            std = float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
+            out.append(
+                MethodSummary(
+                    method,
+                    int(vals.size),
+                    float(np.mean(vals)),
+                    std,
+                    float(np.median(vals)),
+                    float(np.min(vals)),
+                    float(np.max(vals)),
+                    secs,
+                )
+            )
+        return out
+
+    def mean_attack_bytes(self) -> float:
+        """Mean attack-sample bytes per category over all trials."""
+        sizes = [b for t in self.trials for b in t.attack_bytes.values()]
+        return float(np.mean(sizes)) if sizes else 0.0
+
+    def to_csv(self) -> str:
+        """One row per trial and method (:data:`CSV_COLUMNS`); dicts as JSON, floats exact."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in self.records:
+            writer.writerow(
+                [
+                    r.trial,
+                    r.method,
+                    len(r.categories),
+                    json.dumps(r.categories),
+                    json.dumps(r.truth, sort_keys=True),
+                    json.dumps(r.estimate, sort_keys=True) if r.estimate is not None else "null",
+                    repr(r.mse),
+                    repr(r.log10_mse),
+                    f"{r.seconds:.3f}",
+                ]
+            )
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings, summary, trials and records as a JSON-ready dictionary."""
+
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {
+            "settings": self.settings.to_dict(),
+            "samples": self.samples,
+            "pool": self.pool,
+            "summary": [
+                {
+                    "method": s.method,
+                    "trials": s.trials,
+                    "mean_log10_mse": num(s.mean),
+                    "std_log10_mse": num(s.std),
+                    "median_log10_mse": num(s.median),
+                    "best_log10_mse": num(s.best),
+                    "worst_log10_mse": num(s.worst),
+                    "mean_seconds": num(s.seconds),
+                }
+                for s in self.summary()
+            ],
+            "trials": [
+                {
+                    "trial": t.trial,
+                    "categories": t.categories,
+                    "weights": t.weights,
+                    "truth": t.truth,
+                    "train_bytes": t.train_bytes,
+                    "attack_bytes": t.attack_bytes,
+                    "merges": t.merges,
+                }
+                for t in self.trials
+            ],
+            "records": [
+                {
+                    "trial": r.trial,
+                    "method": r.method,
+                    "estimate": r.estimate,
+                    "mse": num(r.mse),
+                    "log10_mse": num(r.log10_mse),
+                    "seconds": r.seconds,
+                    "note": r.note,
+                }
+                for r in self.records
+            ],
+            "notes": self.notes,
+            "warnings": self.warnings,
+            "timing": self.timing,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (NaN and infinities as ``null``)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def render(self, fmt: str) -> str:
+        """The result as ``csv`` (one row per trial and method) or ``json`` text."""
+        if fmt == "csv":
+            return self.to_csv()
+        if fmt == "json":
+            return self.to_json()
+        raise UsageError(f"unknown format {fmt!r}; use csv or json")
+
+    def to_frame(self) -> pd.DataFrame:
+        """A pandas DataFrame with one row per trial and method."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "trial": r.trial,
+                    "method": r.method,
+                    "n": len(r.categories),
+                    "categories": r.categories,
+                    "truth": r.truth,
+                    "estimate": r.estimate,
+                    "mse": r.mse,
+                    "log10_mse": r.log10_mse,
+                    "seconds": r.seconds,
+                }
+                for r in self.records
+            ]
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: splitting categories, materialising attack samples, building training streams
+
+
+@dataclass
+class CategorySplit:
+    """A category's disjoint training and attack documents.
+
+    Attributes:
+        name: the category name.
+        fingerprint: the source category's fingerprint (files, sizes, times).
+        train: the training documents.
+        attack_dir: a directory holding only the attack documents (one JSONL file), usable as a
+            category sub-directory of a samples directory.
+    """
+
+    name: str
+    fingerprint: str
+    train: list[str]
+    attack_dir: Path
+
+    @property
+    def train_size(self) -> int:
+        """UTF-8 bytes of the training documents."""
+        return sum(len(d.encode("utf-8")) for d in self.train)
+
+
+def split_documents(documents: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split documents by position (:data:`SPLIT_RULE`): even positions train, odd attack."""
+    return list(documents[0::2]), list(documents[1::2])
+
+
+def shuffled(items: Sequence[str], *key: object) -> list[str]:
+    """``items`` in a pseudo-random order that depends only on ``key`` (deterministic)."""
+    digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return [items[int(i)] for i in rng.permutation(len(items))]
+
+
+def write_attack_sample(directory: Path, documents: Sequence[str]) -> Path:
+    """Write ``documents`` as one JSONL file in ``directory``, with a stable name and time.
+
+    The file name carries a hash of the content, and the modification time is fixed, so the
+    cache key of the category (names, sizes and times of its files) is the same on every run.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents)
+    data = text.encode("utf-8")
+    path = directory / f"attack-{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
+    path.write_bytes(data)
+    os.utime(path, ns=(_FIXED_MTIME_NS, _FIXED_MTIME_NS))
+    return path
+
+
+def _units(documents: Sequence[str], unit: str) -> list[str]:
+    if unit == "document":
+        return [d for d in documents if d]
+    lines: list[str] = []
+    for d in documents:
+        lines.extend(line for line in d.splitlines(keepends=True) if line)
+    return lines
+
+
+def training_stream(documents: Sequence[str], budget: int, unit: str) -> tuple[list[str], int]:
+    """Training items for one category: its units in order, repeated, up to ``budget`` bytes.
+
+    Units are documents or lines (with their newline). The last unit is cut at a character
+    boundary, so ``budget`` bytes are fed, or up to 3 fewer when the cut falls inside a
+    character. Returns the items and their
+    UTF-8 bytes.
+
+    Raises:
+        SamplesError: the documents hold no text.
+    """
+    units = _units(documents, unit)
+    if budget <= 0:
+        return [], 0
+    if not units:
+        raise SamplesError("a category's training part holds no text")
+    sizes = [len(u.encode("utf-8")) for u in units]
+    out: list[str] = []
+    size = 0
+    i = 0
+    while size < budget:
+        k = i % len(units)
+        u, b = units[k], sizes[k]
+        if size + b > budget:
+            # The last unit: cut at a character boundary at (or just before) the budget.
+            u = u.encode("utf-8")[: budget - size].decode("utf-8", errors="ignore")
+            if u:
+                out.append(u)
+                size += len(u.encode("utf-8"))
+            break
+        out.append(u)
+        size += b
+        i += 1
+    return out, size
+
+
+def train_bpe(texts: Sequence[str], vocab: int) -> str:
+    """Train a byte-level BPE with the ``default`` pretokenizer; return its ``tokenizer.json``.
+
+    Pretokenizer ``Sequence([Digits(individual_digits=False), ByteLevel(add_prefix_space=False,
+    use_regex=True)])``, initial alphabet the 256 bytes, no special tokens, one item of ``texts``
+    per ``train_from_iterator`` item.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return str(tok.to_str())
+
+
+def _tokenizers_version() -> str:
+    import tokenizers
+
+    return str(tokenizers.__version__)
+
+
+def _store_text(cache: Cache, kind: str, key: str, text: str, meta: dict[str, Any]) -> None:
+    cache.store(kind, key, {"text": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}, meta)
+
+
+def _load_text(cache: Cache, kind: str, key: str) -> tuple[str, dict[str, Any]] | None:
+    hit = cache.load(kind, key)
+    if hit is None:
+        return None
+    arrays, meta = hit
+    return arrays["text"].tobytes().decode("utf-8"), meta
+
+
+# --------------------------------------------------------------------------------------------------
+# The simulation
+
+
+def draw_mixture(
+    pool: Sequence[str], n: int, seed: int, trial: int
+) -> tuple[list[str], dict[str, float]]:
+    """Trial ``trial``'s categories (sorted) and weights, uniform on the simplex.
+
+    Drawn from ``numpy.random.default_rng([seed, trial])``: independent of other trials.
+    """
+    rng = np.random.default_rng([seed, trial])
+    chosen = sorted(pool[int(i)] for i in rng.choice(len(pool), size=n, replace=False))
+    weights = rng.dirichlet(np.ones(n))
+    return chosen, {c: float(w) for c, w in zip(chosen, weights, strict=True)}
+
+
+class _Simulator:
+    """State shared by the trials of one simulation: splits, cache, temporary directory."""
+
+    def __init__(
+        self,
+        settings: SimulationSettings,
+        categories: dict[str, Category],
+        cache: Cache,
+        workdir: Path,
+    ) -> None:
+        self.s = settings
+        self.categories = categories
+        self.cache = cache
+        self.workdir = workdir
+        self.splits: dict[str, CategorySplit] = {}
+        self.split_sizes: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self.version = _tokenizers_version()
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def split(self, name: str) -> CategorySplit:
+        """The category's split, read and materialised on first use."""
+        if name in self.splits:
+            return self.splits[name]
+        cat = self.categories[name]
+        stats = ReadStats()
+        docs = list(iter_documents(cat, unit="document", stats=stats))
+        for w in stats.warnings + cat.skipped:
+            if w not in self.warnings:
+                self.warnings.append(w)
+        if len(docs) < 2:
+            raise SamplesError(
+                f"category '{name}' has {len(docs)} document(s); a simulation needs at least 2 "
+                f"to split into disjoint training and attack parts: put its text in several "
+                f"files (one document each) or in a .jsonl file with one record per document"
+            )
+        train, attack = split_documents(docs)
+        attack_dir = self.workdir / "pool" / name
+        write_attack_sample(attack_dir, shuffled(attack, "attack", name))
+        split = CategorySplit(name, cat.fingerprint(), train, attack_dir)
+        self.splits[name] = split
+        self.split_sizes[name] = split.train_size
+        return split
+
+    def trial_samples(self, trial: int, names: Sequence[str]) -> Path:
+        """A samples directory holding only ``names``' attack samples."""
+        root = self.workdir / f"trial-{trial}"
+        root.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            link = root / name
+            target = self.split(name).attack_dir
+            if link.exists() or link.is_symlink():
+                continue
+            try:
+                link.symlink_to(target, target_is_directory=True)
+            except OSError:
+                shutil.copytree(target, link, copy_function=shutil.copy2)
+        return root
+
+    def attack_texts(self, name: str) -> list[str]:
+        """The attack units of a category, within the byte cap, exactly as inference reads them."""
+        mine = next(c for c in discover(self.workdir / "pool") if c.name == name)
+        return list(iter_documents(mine, max_bytes=self.s.attack_bytes, unit=self.s.unit))
+
+    # -- tokenizers ------------------------------------------------------------------------------
+
+    def mixture_tokenizer(
+        self, trial: int, names: Sequence[str], weights: dict[str, float]
+    ) -> tuple[str, str, dict[str, int], float]:
+        """Train (or load) the mixture tokenizer: ``(json, cache key, bytes fed, seconds)``."""
+        budgets = {c: int(round(weights[c] * self.s.train_bytes)) for c in names}
+        key = make_key(
+            "simulate-tokenizer",
+            SPLIT_RULE,
+            self.version,
+            self.s.vocab,
+            self.s.unit,
+            self.s.seed,
+            trial,
+            [[c, self.split(c).fingerprint, budgets[c]] for c in names],
+        )
+        hit = _load_text(self.cache, "sim-tokenizer", key)
+        if hit is not None:
+            text, meta = hit
+            return text, key, {c: int(v) for c, v in meta["bytes"].items()}, 0.0
+        t = time.monotonic()
+        stream: list[str] = []
+        fed: dict[str, int] = {}
+        for c in names:
+            docs = shuffled(self.split(c).train, "train", self.s.seed, trial, c)
+            items, size = training_stream(docs, budgets[c], self.s.unit)
+            stream.extend(items)
+            fed[c] = size
+        text = train_bpe(stream, self.s.vocab)
+        del stream
+        seconds = time.monotonic() - t
+        _store_text(self.cache, "sim-tokenizer", key, text, {"bytes": fed, "seconds": seconds})
+        return text, key, fed, seconds
+
+    def reference_tokenizer(self, name: str) -> tuple[str, str, float]:
+        """TEE's reference: a tokenizer trained on the category's training part alone.
+
+        The training part is fed once: repeating a whole text scales every pair count alike and
+        so leaves BPE's merges unchanged. Returns ``(json, cache key, seconds)``.
+        """
+        split = self.split(name)
+        key = make_key(
+            "simulate-reference",
+            SPLIT_RULE,
+            self.version,
+            self.s.vocab,
+            self.s.unit,
+            name,
+            split.fingerprint,
+        )
+        hit = _load_text(self.cache, "sim-tokenizer", key)
+        if hit is not None:
+            return hit[0], key, 0.0
+        t = time.monotonic()
+        text = train_bpe(_units(split.train, self.s.unit), self.s.vocab)
+        seconds = time.monotonic() - t
+        _store_text(self.cache, "sim-tokenizer", key, text, {"category": name})
+        return text, key, seconds
+
+    def counts(
+        self, tokenizer_json: str, tokenizer_key: str, name: str
+    ) -> tuple[np.ndarray, int, float]:
+        """Token counts of a category's attack sample, encoded by the baselines' tokenizer.
+
+        That is the tokenizer as trained, or its first ``baseline_merges`` merges. Returns
+        ``(counts per token id, sample bytes, seconds)``.
+        """
+        limit = self.s.baseline_merges
+        key = make_key(
+            "simulate-counts",
+            tokenizer_key,
+            "all" if limit is None else limit,
+            self.s.attack_bytes,
+            self.s.unit,
+            name,
+            self.split(name).fingerprint,
+            SPLIT_RULE,
+        )
+        hit = self.cache.load("sim-counts", key)
+        if hit is not None:
+            arrays, meta = hit
+            return arrays["counts"], int(meta["bytes"]), 0.0
+        t = time.monotonic()
+        trunc = baselines.truncated_tokenizer(tokenizer_json, limit)
+        texts = self.attack_texts(name)
+        counts = baselines.token_counts(trunc, texts)
+        size = sum(len(x.encode("utf-8")) for x in texts)
+        seconds = time.monotonic() - t
+        self.cache.store("sim-counts", key, {"counts": counts}, {"bytes": size})
+        return counts, size, seconds
+
+
+def simulate(
+    samples: str | os.PathLike[str] | None,
+    settings: SimulationSettings,
+    *,
+    categories: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: ProgressCallback = noop,
+) -> SimulationResult:
+    """Train tokenizers on random known mixtures and measure how well each method recovers them.
+
+    Args:
+        samples: a samples directory (one sub-directory per category); default: the bundled
+            ``data_samples/general``.
+        settings: see :class:`SimulationSettings`.
+        categories: restrict the pool to these category names (default: all).
+        exclude: leave these categories out of the pool.
+        cache_dir / use_cache: the on-disk cache (trained tokenizers, token counts, word counts,
+            traces), or none.
+        workers: processes for word counting and replay in the LP (default: all cores).
+        progress: called with :class:`mixinfer.progress.Progress` updates: stage ``trials`` (one
+            per trial) and the LP's own ``count``/``replay``/``solve`` stages.
+
+    Returns:
+        A :class:`SimulationResult`.
+
+    Raises:
+        UsageError: bad settings, unknown category names, or fewer categories than ``n``.
+        SamplesError: a category cannot be read or split.
+    """
+    settings.validate()
+    t0 = time.monotonic()
+    samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
+    found = {c.name: c for c in discover(samples_dir)}
+    wanted = list(categories) if categories else sorted(found)
+    unknown = [c for c in [*wanted, *exclude] if c not in found]
+    if unknown:
+        raise UsageError(
+            f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} in "
+            f"--categories/--exclude; {samples_dir} has: {', '.join(sorted(found))}"
+        )
+    pool = sorted(c for c in dict.fromkeys(wanted) if c not in set(exclude))
+    if len(pool) < settings.n:
+        raise UsageError(
+            f"--n {settings.n} needs at least {settings.n} categories, but the pool has "
+            f"{len(pool)} ({', '.join(pool) or 'none'}); lower --n or add categories"
+        )
+    cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+    s = settings
+    found_records: dict[tuple[int, str], TrialRecord] = {}
+    infos: list[TrialInfo] = []
+    notes: list[str] = []
+    warnings: list[str] = []
+    tee_obs: list[baselines.TEEObservation] = []
+    tee_seconds: dict[int, float] = {}
+    timing = {"train": 0.0, "lp": 0.0, "baselines": 0.0}
+
+    def step(trial: int, what: str, done: int | None = None) -> None:
+        progress(
+            Progress(
+                "trials",
+                trial if done is None else done,
+                s.trials,
+                "trials",
+                f"trial {trial + 1}: {what}",
+            )
+        )
+
+    workdir = Path(tempfile.mkdtemp(prefix="mixinfer-simulate-"))
+    try:
+        sim = _Simulator(s, {c: found[c] for c in pool}, cache, workdir)
+        for trial in range(s.trials):
+            step(trial, "training tokenizer")
+            names, weights = draw_mixture(pool, s.n, s.seed, trial)
+            tok_json, tok_key, fed, secs = sim.mixture_tokenizer(trial, names, weights)
+            timing["train"] += secs
+            total = sum(fed.values())
+            truth = {c: fed[c] / total for c in names}
+            n_merges = len(json.loads(tok_json)["model"]["merges"])
+            if n_merges < s.merges:
+                notes.append(
+                    f"trial {trial}: the trained tokenizer has only {n_merges} merges (the "
+                    f"training text ran out of pairs); all methods use those"
+                )
+            attack_sizes: dict[str, int] = {}
+
+            if "lp" in s.methods:
+                step(trial, "LP")
+                t = time.monotonic()
+                tok = tokenizer_from_json(
+                    json.loads(tok_json), source=f"simulated tokenizer (trial {trial})"
+                )
+                result = infer(
+                    tok,
+                    sim.trial_samples(trial, names),
+                    merges=s.merges,
+                    max_bytes=s.attack_bytes,
+                    solver=s.solver,
+                    time_limit=s.time_limit,
+                    unit=s.unit,
+                    truth=truth,
+                    workers=workers,
+                    progress=progress,
+                    cache=cache,
+                )
+                secs = time.monotonic() - t
+                timing["lp"] += secs
+                attack_sizes = {c: st.bytes for c, st in result.samples.items()}
+                warnings.extend(f"trial {trial} (lp): {w}" for w in result.warnings)
+                found_records[trial, "lp"] = TrialRecord(
+                    trial,
+                    "lp",
+                    names,
+                    truth,
+                    dict(result.proportions),
+                    secs,
+                    note=str(result.solver.get("status", "")),
+                )
+
+            if "tc" in s.methods or "tee" in s.methods:
+                step(trial, "baselines")
+                t = time.monotonic()
+                mix: dict[str, np.ndarray] = {}
+                shared = 0.0  # encoding with the mixture tokenizer serves both baselines
+                for c in names:
+                    counts, size, secs = sim.counts(tok_json, tok_key, c)
+                    mix[c] = counts
+                    attack_sizes.setdefault(c, size)
+                    shared += secs
+                if "tc" in s.methods:
+                    t_tc = time.monotonic()
+                    estimate = baselines.tc_estimate(mix)
+                    found_records[trial, "tc"] = TrialRecord(
+                        trial, "tc", names, truth, estimate, shared + time.monotonic() - t_tc
+                    )
+                if "tee" in s.methods:
+                    own = 0.0
+                    features: dict[str, float] = {}
+                    for c in names:
+                        ref_json, ref_key, secs = sim.reference_tokenizer(c)
+                        own += secs
+                        ref_counts, size, secs = sim.counts(ref_json, ref_key, c)
+                        own += secs
+                        features[c] = baselines.tee_feature(
+                            size, int(mix[c].sum()), int(ref_counts.sum())
+                        )
+                    tee_obs.append(baselines.TEEObservation(trial, features, truth))
+                    tee_seconds[trial] = shared + own
+                timing["baselines"] += time.monotonic() - t
+
+            if "random" in s.methods:
+                t = time.monotonic()
+                rng = np.random.default_rng([s.seed, trial, 1])
+                found_records[trial, "random"] = TrialRecord(
+                    trial,
+                    "random",
+                    names,
+                    truth,
+                    baselines.random_estimate(names, rng),
+                    time.monotonic() - t,
+                )
+
+            infos.append(
+                TrialInfo(trial, names, weights, truth, fed, attack_sizes, n_merges, tok_key)
+            )
+            step(trial, "done", done=trial + 1)
+        warnings = sim.warnings + warnings
+        split_sizes = dict(sim.split_sizes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    if "tee" in s.methods:
+        # Scored only now: each trial's model is fitted on all the other trials.
+        t = time.monotonic()
+        fits = baselines.tee_leave_one_out(tee_obs)
+        fit_seconds = (time.monotonic() - t) / max(len(fits), 1)
+        for f in fits:
+            info = infos[int(f.key)]
+            found_records[info.trial, "tee"] = TrialRecord(
+                info.trial,
+                "tee",
+                info.categories,
+                info.truth,
+                f.estimate,
+                tee_seconds[info.trial] + fit_seconds,
+                note=f.note,
+            )
+        for note in sorted({f.note for f in fits if f.estimate is None}):
+            notes.append(f"tee: {note}; its log10 MSE is reported as NaN")
+    records = [
+        found_records[trial, m]
+        for trial in range(s.trials)
+        for m in s.methods
+        if (trial, m) in found_records
+    ]
+
+    sizes = [b for info in infos for b in info.attack_bytes.values()]
+    if sizes and min(sizes) < s.attack_bytes:
+        notes.append(
+            f"attack samples are smaller than --attack-bytes {s.attack_bytes:,} where a "
+            f"category's attack part is: {min(sizes):,} to {max(sizes):,} bytes per category "
+            f"(mean {np.mean(sizes):,.0f}); the attack part is half of each category's documents"
+        )
+    repeats = [
+        info.train_bytes[c] / max(split_sizes[c], 1) for info in infos for c in info.categories
+    ]
+    if repeats and max(repeats) > 1:
+        notes.append(
+            f"training repeated documents: a category's training part was fed up to "
+            f"{max(repeats):.1f} times (median {np.median(repeats):.1f}) to reach "
+            f"--train-bytes {s.train_bytes:,}"
+        )
+    timing["total"] = time.monotonic() - t0
+    return SimulationResult(s, str(samples_dir), pool, records, infos, notes, warnings, timing)
