@@ -15,7 +15,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from typing import Any
@@ -204,9 +204,15 @@ def _init_worker(pretok: Pretokenizer) -> None:
     _WORKER = _Counter(pretok)
 
 
-def _work(texts: list[str]) -> dict[bytes, int]:
+def _work_category(
+    category: Category, max_bytes: int, unit: str
+) -> tuple[dict[bytes, int], ReadStats]:
     assert _WORKER is not None
-    return _WORKER.count(texts)
+    stats = ReadStats()
+    words: dict[bytes, int] = {}
+    for batch in _batches(iter_documents(category, max_bytes=max_bytes, unit=unit, stats=stats)):
+        _merge(words, _WORKER.count(batch))
+    return words, stats
 
 
 def _batches(texts: Iterable[str]) -> Iterable[list[str]]:
@@ -271,47 +277,40 @@ def count_words(
     progress(Progress("count", 0, total, "bytes"))
     if workers is None:
         workers = os.cpu_count() or 1
-    workers = max(1, min(workers, 2 * len(todo)))
+    workers = max(1, min(workers, len(todo)))
     parallel = workers > 1 and total >= _PARALLEL_MIN_BYTES
 
-    partial: dict[int, dict[bytes, int]] = {i: {} for i in todo}
-    stats: dict[int, ReadStats] = {i: ReadStats() for i in todo}
-
-    def texts_of(i: int) -> Iterable[str]:
-        return iter_documents(categories[i], max_bytes=max_bytes, unit=unit, stats=stats[i])
-
+    partial: dict[int, dict[bytes, int]] = {}
+    stats: dict[int, ReadStats] = {}
     if not parallel:
         counter = _Counter(pretok)
         for i in todo:
-            for batch in _batches(texts_of(i)):
+            stats[i] = ReadStats()
+            partial[i] = {}
+            texts = iter_documents(categories[i], max_bytes=max_bytes, unit=unit, stats=stats[i])
+            for batch in _batches(texts):
                 _merge(partial[i], counter.count(batch))
                 done += sum(len(t) for t in batch)
                 progress(Progress("count", done, total, "bytes", categories[i].name))
     else:
+        # One task per category: workers read and count a whole category each, so the parent
+        # neither reads text nor merges partial counts and both cores stay busy.
         # fork needs no importable __main__ (scripts without a main guard work) and starts fast;
-        # workers only pretokenize, so inheriting the parent's state is harmless.
+        # workers only read and pretokenize, so inheriting the parent's state is harmless.
         ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker, initargs=(pretok,)
         ) as pool:
-            pending: dict[Future[dict[bytes, int]], tuple[int, int]] = {}
-
-            def drain(block_until: int) -> None:
-                nonlocal done
-                while len(pending) > block_until:
-                    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        i, size = pending.pop(fut)
-                        _merge(partial[i], fut.result())
-                        done += size
-                        progress(Progress("count", done, total, "bytes", categories[i].name))
-
-            for i in todo:
-                for batch in _batches(texts_of(i)):
-                    pending[pool.submit(_work, batch)] = (i, sum(len(t) for t in batch))
-                    # Bound the text held in memory to a few batches per worker.
-                    drain(2 * workers)
-            drain(0)
+            # Largest categories first, so the last task to finish is a short one.
+            order = sorted(todo, key=lambda i: -estimate_bytes([categories[i]], max_bytes))
+            futures = {
+                pool.submit(_work_category, categories[i], max_bytes, unit): i for i in order
+            }
+            for fut in as_completed(futures):
+                i = futures[fut]
+                partial[i], stats[i] = fut.result()
+                done += stats[i].bytes
+                progress(Progress("count", done, total, "bytes", categories[i].name))
 
     for i in todo:
         cat = categories[i]

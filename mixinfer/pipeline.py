@@ -10,7 +10,7 @@ from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
-from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.cache import Cache, default_cache_dir, make_key
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_key, count_words
 from mixinfer.errors import TokenizerError, UsageError
@@ -270,39 +270,63 @@ def infer(
     timing["replay"] = time.monotonic() - t
 
     t = time.monotonic()
-    table_codes = TokenTable.build(tok).merge_codes
-    lp = MixtureLP(traces, [wc.bytes for wc in counts], table_codes, start=start_merge)
-    # No floor here: a limit already spent building the LP stops the solver before its first
-    # round (the starting point is returned, marked time_limit), so small limits are honoured.
-    remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 0.0)
-    result, solver_notes = solve(
-        lp,
-        solver=solver,
-        time_limit=remaining,
-        rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)),
-        progress=progress,
+    # An optimal solution is a pure function of the traces, the sample sizes and the start merge,
+    # so it is cached too: a warm run then only loads. Time-limited results are never stored.
+    solution_key = make_key(
+        "solution",
+        [trace_key(k, tok, n_merges) for k in keys],
+        [wc.bytes for wc in counts],
+        start_merge,
+        solver,
     )
+    hit = cache.load("solution", solution_key)
+    if hit is not None:
+        alpha = hit[0]["alpha"]
+        # The cache stores JSON with sorted keys; restore the report's key order.
+        order = ("name", "status", "objective", "rounds", "constraints", "variables", "pairs")
+        stored = hit[1]["solver"]
+        solver_info = {k: stored[k] for k in order if k in stored}
+        solver_info.update({k: v for k, v in stored.items() if k not in solver_info})
+        notes += hit[1]["notes"]
+    else:
+        table_codes = TokenTable.build(tok).merge_codes
+        lp = MixtureLP(traces, [wc.bytes for wc in counts], table_codes, start=start_merge)
+        # No floor here: a limit already spent building the LP stops the solver before its first
+        # round (the starting point is returned, marked time_limit), so small limits are honoured.
+        remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 0.0)
+        result, solver_notes = solve(
+            lp,
+            solver=solver,
+            time_limit=remaining,
+            rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)),
+            progress=progress,
+        )
+        notes += solver_notes
+        if result.status == "time_limit":
+            warnings.append(
+                f"the time limit stopped the LP after {result.rounds} rounds with constraints "
+                f"still violated (largest violation {result.max_violation:.3g}); the proportions "
+                f"are the best found so far, not the optimum; raise --time-limit for an exact answer"
+            )
+        alpha = result.proportions
+        solver_info = {
+            "name": result.backend,
+            "status": result.status,
+            "objective": result.objective,
+            "rounds": result.rounds,
+            "constraints": result.constraints,
+            "variables": result.variables,
+            "pairs": lp.pairs,
+            "max_violation": result.max_violation,
+            "solver_seconds": result.seconds,
+        }
+        if result.status == "optimal":
+            cache.store(
+                "solution", solution_key, {"alpha": alpha}, {"solver": solver_info, "notes": solver_notes}
+            )
     timing["solve"] = time.monotonic() - t
     timing["total"] = time.monotonic() - t0
-    notes += solver_notes
-    if result.status == "time_limit":
-        warnings.append(
-            f"the time limit stopped the LP after {result.rounds} rounds with constraints still "
-            f"violated (largest violation {result.max_violation:.3g}); the proportions are the best "
-            f"found so far, not the optimum; raise --time-limit for an exact answer"
-        )
-    proportions = {c.name: float(a) for c, a in zip(categories, result.proportions, strict=True)}
-    solver_info = {
-        "name": result.backend,
-        "status": result.status,
-        "objective": result.objective,
-        "rounds": result.rounds,
-        "constraints": result.constraints,
-        "variables": result.variables,
-        "pairs": lp.pairs,
-        "max_violation": result.max_violation,
-        "solver_seconds": result.seconds,
-    }
+    proportions = {c.name: float(a) for c, a in zip(categories, alpha, strict=True)}
     return InferenceResult(
         proportions,
         str(tok.source),

@@ -227,7 +227,7 @@ def test_inference_recomputes_corrupt_entries_and_gives_the_same_answer(
     cdir = tmp_path / "cache"
     first = mixinfer.infer(small_bpe_tokenizer_json, samples, cache_dir=cdir, **kw)
     stored = entries(cdir)
-    assert {p.parent.name for p in stored} == {"words", "trace"} and len(stored) == 4
+    assert {p.parent.name for p in stored} == {"words", "trace", "solution"} and len(stored) == 5
     for p in stored:
         corrupt(p)
     second = mixinfer.infer(small_bpe_tokenizer_json, samples, cache_dir=cdir, **kw)
@@ -420,9 +420,10 @@ def test_cache_info_and_clear_from_the_command_line(
     assert "words" in rows and "trace" in rows
     assert rows["words"].split("│")[2].strip() == "2"
     assert rows["trace"].split("│")[2].strip() == "2"
+    assert rows["solution"].split("│")[2].strip() == "1"
     cleared = runner.invoke(app, ["cache", "clear", "--cache-dir", str(cdir)])
     assert cleared.exit_code == 0
-    assert "removed 5 cache entries" in cleared.stderr
+    assert "removed 6 cache entries" in cleared.stderr
     assert not list(cdir.rglob("*.npz")) and not list(cdir.rglob("*.tmp"))
     again = runner.invoke(app, ["cache", "info", "--cache-dir", str(cdir)])
     assert "(empty)" in again.stdout
