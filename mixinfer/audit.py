@@ -305,9 +305,7 @@ def audit(
     if time_limit is not None and time_limit <= 0:
         raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
     t_start = time.monotonic()
-    mapping = (
-        load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
-    )
+    mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
     categories = discover(samples_dir)
     names = [c.name for c in categories]
@@ -329,9 +327,7 @@ def audit(
     for i, source in enumerate(tokenizers):
         t = time.monotonic()
         try:
-            tok = source if isinstance(source, BPETokenizer) else load_tokenizer(
-                source, offline=offline
-            )
+            tok = source if isinstance(source, BPETokenizer) else load_tokenizer(source, offline=offline)
             loaded[i] = tok
             planned = clean_merges(tok)[0] if clean else tok
             planned_toks[i] = planned
@@ -389,13 +385,20 @@ def audit(
 
             try:
                 result = infer(
-                    loaded[i], samples_dir, merges=merges, max_bytes=max_bytes, solver=solver,
-                    time_limit=time_limit, unit=unit, clean=clean, workers=workers,
-                    offline=offline, cache=cache, progress=forward,
+                    loaded[i],
+                    samples_dir,
+                    merges=merges,
+                    max_bytes=max_bytes,
+                    solver=solver,
+                    time_limit=time_limit,
+                    unit=unit,
+                    clean=clean,
+                    workers=workers,
+                    offline=offline,
+                    cache=cache,
+                    progress=forward,
                 )
-                entry = AuditEntry(
-                    label, _source_text(source), result=result, seconds=time.monotonic() - t
-                )
+                entry = AuditEntry(label, _source_text(source), result=result, seconds=time.monotonic() - t)
             except MixinferError as exc:
                 entry = _failed(label, source, exc, time.monotonic() - t)
             except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
@@ -407,16 +410,12 @@ def audit(
             on_entry(entry)
     timing["total"] = time.monotonic() - t_start
     shared = {"word_counts": shared_words, "traces": shared_traces}
-    report = AuditResult(
-        entries, names, category_groups, str(samples_dir), merges, timing, shared
-    )
+    report = AuditResult(entries, names, category_groups, str(samples_dir), merges, timing, shared)
     if unknown:
         # Not an error: a mapping written for a larger sample set may name absent categories.
         for e in report.succeeded:
             assert e.result is not None
-            e.result.notes.append(
-                f"--groups names categories not in the samples: {', '.join(unknown)}"
-            )
+            e.result.notes.append(f"--groups names categories not in the samples: {', '.join(unknown)}")
     return report
 
 
@@ -434,8 +433,12 @@ def _failed(
 ) -> AuditEntry:
     message = str(exc) if not internal else f"internal error: {type(exc).__name__}: {exc}"
     return AuditEntry(
-        label, _source_text(source), error=message, error_type=type(exc).__name__,
-        exception=exc, seconds=seconds,
+        label,
+        _source_text(source),
+        error=message,
+        error_type=type(exc).__name__,
+        exception=exc,
+        seconds=seconds,
     )
 
 

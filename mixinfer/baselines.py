@@ -109,9 +109,7 @@ def token_counts(tok: TruncatedTokenizer, texts: Iterable[str], batch: int = 256
             return
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encode(buf, add_special_tokens=False)]
         if ids:
-            counts[:] += np.bincount(np.concatenate(ids), minlength=tok.vocab_size)[
-                : tok.vocab_size
-            ]
+            counts[:] += np.bincount(np.concatenate(ids), minlength=tok.vocab_size)[: tok.vocab_size]
         buf.clear()
 
     for text in texts:
@@ -126,9 +124,7 @@ def token_counts(tok: TruncatedTokenizer, texts: Iterable[str], batch: int = 256
 # TC: token classification
 
 
-def tc_estimate(
-    counts: Mapping[str, np.ndarray], candidates: np.ndarray | None = None
-) -> dict[str, float]:
+def tc_estimate(counts: Mapping[str, np.ndarray], candidates: np.ndarray | None = None) -> dict[str, float]:
     """Token classification: proportions from the share of tokens each category "owns".
 
     Args:

@@ -89,9 +89,7 @@ class Cache:
                 arrays = {name: npz[name] for name in npz.files}
             meta = json.loads(bytes(arrays.pop("__meta__")).decode())
             digests = meta.pop("__digests__")
-            if set(digests) != set(arrays) or any(
-                _digest(arrays[name]) != digests[name] for name in arrays
-            ):
+            if set(digests) != set(arrays) or any(_digest(arrays[name]) != digests[name] for name in arrays):
                 raise ValueError("checksum mismatch")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError):
             # A damaged entry is never trusted: drop it and let the caller recompute.

@@ -261,9 +261,7 @@ def clean_merges(tok: BPETokenizer) -> tuple[BPETokenizer, CleaningReport]:
         available.add(token)
 
     order_name = "vocabulary id" if by_ids else "merge list"
-    report = CleaningReport(
-        True, len(merges), len(kept), removed, examples, order_name, ambiguous
-    )
+    report = CleaningReport(True, len(merges), len(kept), removed, examples, order_name, ambiguous)
     if kept == merges:
         return tok, report
     # The loader's hints that the list needs cleaning are settled now; the report replaces them.

@@ -162,9 +162,7 @@ class ProgressView:
             label = self.LABELS.get(event.stage, event.stage)
             task = self.bars.add_task(label, total=event.total, detail="")
             self.tasks[event.stage] = task
-        self.bars.update(
-            task, completed=event.done, total=event.total, detail=escape(event.detail)
-        )
+        self.bars.update(task, completed=event.done, total=event.total, detail=escape(event.detail))
 
     @contextmanager
     def running(self) -> Iterator[ProgressView]:
@@ -182,9 +180,7 @@ def _bar(fraction: float, width: int = 30) -> str:
 
 def render_table(result: InferenceResult, console: Console) -> None:
     """The human-readable result: one row per category, a bar, truth and error when known."""
-    table = Table(
-        title=f"Inferred training mixture of {escape(result.tokenizer)}", title_justify="left"
-    )
+    table = Table(title=f"Inferred training mixture of {escape(result.tokenizer)}", title_justify="left")
     table.add_column("category")
     table.add_column("proportion", justify="right")
     if result.truth is not None:
@@ -252,13 +248,15 @@ def infer_command(
     ],
     samples: Annotated[
         Path | None,
-        typer.Option("--samples", help="Directory with one sub-directory of text per category "
-                     "[default: the bundled samples]."),
+        typer.Option(
+            "--samples",
+            help="Directory with one sub-directory of text per category [default: the bundled samples].",
+        ),
     ] = None,
     merges: Annotated[int, typer.Option("--merges", help="Leading merges to use.")] = DEFAULT_MERGES,
-    max_bytes: Annotated[
-        str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")
-    ] = str(DEFAULT_MAX_BYTES),
+    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")] = str(
+        DEFAULT_MAX_BYTES
+    ),
     solver: Annotated[
         str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")
     ] = "auto",
@@ -268,9 +266,7 @@ def infer_command(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds for the LP solver.")
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write JSON or CSV here.")
-    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSON or CSV here.")] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="table | json | csv [default: by extension].")
     ] = None,
@@ -287,8 +283,10 @@ def infer_command(
     ] = 0,
     base: Annotated[
         str | None,
-        typer.Option("--base", help="Tokenizer that TOKENIZER extends: infer from the merges "
-                     "after their shared prefix only."),
+        typer.Option(
+            "--base",
+            help="Tokenizer that TOKENIZER extends: infer from the merges after their shared prefix only.",
+        ),
     ] = None,
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Use the merge list as loaded, without cleaning.")
@@ -305,11 +303,22 @@ def infer_command(
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = infer(
-                tokenizer, samples, merges=merges, max_bytes=budget, solver=solver,
-                pretokenizer=pretokenizer, time_limit=time_limit, unit=unit,
-                cache_dir=cache_dir, use_cache=not no_cache, truth=truth,
-                start_merge=start_merge, offline=True if offline else None, progress=view,
-                clean=not no_clean, base=base,
+                tokenizer,
+                samples,
+                merges=merges,
+                max_bytes=budget,
+                solver=solver,
+                pretokenizer=pretokenizer,
+                time_limit=time_limit,
+                unit=unit,
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
+                truth=truth,
+                start_merge=start_merge,
+                offline=True if offline else None,
+                progress=view,
+                clean=not no_clean,
+                base=base,
             )
         check_interrupted()
         _emit(result, output, out_fmt, quiet)
@@ -388,7 +397,11 @@ def render_audit_table(result: AuditResult, console: Console) -> None:
     for e in result.entries:
         if e.result is None:
             table.add_row(
-                escape(e.label), *(["-"] * len(groups)), "-", "-", f"{e.seconds:.0f} s",
+                escape(e.label),
+                *(["-"] * len(groups)),
+                "-",
+                "-",
+                f"{e.seconds:.0f} s",
                 style="red",
             )
             continue
@@ -416,34 +429,39 @@ def audit_command(
     ],
     samples: Annotated[
         Path | None,
-        typer.Option("--samples", help="Directory with one sub-directory of text per category "
-                     "(default: the bundled samples)."),
+        typer.Option(
+            "--samples",
+            help="Directory with one sub-directory of text per category (default: the bundled samples).",
+        ),
     ] = None,
     merges: Annotated[
         int, typer.Option("--merges", help="Leading merges to use per tokenizer.")
     ] = DEFAULT_MERGES,
     groups: Annotated[
         Path | None,
-        typer.Option("--groups", help="Category -> group mapping (.yaml, .json or .csv) "
-                     "(default: English, Code, Latin/Cyrillic, Other languages)."),
+        typer.Option(
+            "--groups",
+            help="Category -> group mapping (.yaml, .json or .csv) "
+            "(default: English, Code, Latin/Cyrillic, Other languages).",
+        ),
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="Write the report here (.csv or .json; - for "
-                     "stdout). Without it the summary table goes to stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the report here (.csv or .json; - for "
+            "stdout). Without it the summary table goes to stdout.",
+        ),
     ] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="csv | json (default: by extension).")
-    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv | json (default: by extension).")] = None,
     wide: Annotated[
         bool, typer.Option("--wide", help="CSV with one row per tokenizer (columns: --by).")
     ] = False,
-    by: Annotated[
-        str, typer.Option("--by", help="Columns of --wide: category | group.")
-    ] = "category",
-    max_bytes: Annotated[
-        str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")
-    ] = str(DEFAULT_MAX_BYTES),
+    by: Annotated[str, typer.Option("--by", help="Columns of --wide: category | group.")] = "category",
+    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")] = str(
+        DEFAULT_MAX_BYTES
+    ),
     solver: Annotated[
         str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")
     ] = "auto",
@@ -462,9 +480,7 @@ def audit_command(
         bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
     ] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")
-    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Infer the mixtures of several tokenizers over the same categories; write a CSV report.
@@ -502,10 +518,20 @@ def audit_command(
 
         with view.running():
             result = audit(
-                tokenizers, samples, merges=merges, max_bytes=budget, solver=solver,
-                time_limit=time_limit, unit=unit, groups=groups, clean=not no_clean,
-                cache_dir=cache_dir, use_cache=not no_cache,
-                offline=True if offline else None, progress=view, on_entry=report_entry,
+                tokenizers,
+                samples,
+                merges=merges,
+                max_bytes=budget,
+                solver=solver,
+                time_limit=time_limit,
+                unit=unit,
+                groups=groups,
+                clean=not no_clean,
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
+                offline=True if offline else None,
+                progress=view,
+                on_entry=report_entry,
             )
         text = result.render(out_fmt, wide=wide, by=by)
         if output == "-":
@@ -548,9 +574,7 @@ def audit_command(
 @app.command("plot")
 def plot_command(
     report: Annotated[Path, typer.Argument(help="An audit CSV (long or --wide).")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Picture to write: .png, .svg or .pdf.")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png, .svg or .pdf.")],
     by: Annotated[str, typer.Option("--by", help="Bars split by group | category.")] = "group",
     groups: Annotated[
         Path | None,
@@ -569,7 +593,11 @@ def plot_command(
         from mixinfer.plot import plot_report
 
         path = plot_report(
-            report, output, by=by, groups=groups, title=title,
+            report,
+            output,
+            by=by,
+            groups=groups,
+            title=title,
             orientation="vertical" if vertical else "horizontal",
         )
         if not quiet:
@@ -582,9 +610,7 @@ def _simulate_size(option: str, text: str) -> int:
     try:
         return parse_size(text)
     except errors.UsageError:
-        raise errors.UsageError(
-            f"{option} {text!r} is not a size; use e.g. 300000, 300kB, 30MB"
-        ) from None
+        raise errors.UsageError(f"{option} {text!r} is not a size; use e.g. 300000, 300kB, 30MB") from None
 
 
 def _names(option: str, text: str | None) -> list[str]:
@@ -617,8 +643,14 @@ def render_simulation_table(result: SimulationResult, console: Console) -> None:
     labels = {"lp": "LP (ours)", "tee": "TEE", "tc": "TC", "random": "random"}
     for m in result.summary():
         table.add_row(
-            labels.get(m.method, m.method), str(m.trials), _fmt_log(m.mean), _fmt_log(m.std),
-            _fmt_log(m.median), _fmt_log(m.best), _fmt_log(m.worst), f"{m.seconds:.1f}",
+            labels.get(m.method, m.method),
+            str(m.trials),
+            _fmt_log(m.mean),
+            _fmt_log(m.std),
+            _fmt_log(m.median),
+            _fmt_log(m.best),
+            _fmt_log(m.worst),
+            f"{m.seconds:.1f}",
         )
     console.print(table)
     pool = ", ".join(result.pool)
@@ -639,13 +671,13 @@ def render_simulation_table(result: SimulationResult, console: Console) -> None:
 @app.command("simulate")
 def simulate_command(
     n: Annotated[int, typer.Option("--n", help="Categories per simulated mixture.")],
-    trials: Annotated[
-        int, typer.Option("--trials", help="Mixtures (tokenizers) to train and attack.")
-    ] = 5,
+    trials: Annotated[int, typer.Option("--trials", help="Mixtures (tokenizers) to train and attack.")] = 5,
     samples: Annotated[
         Path | None,
-        typer.Option("--samples", help="Directory with one sub-directory of text per category "
-                     "(default: the bundled samples)."),
+        typer.Option(
+            "--samples",
+            help="Directory with one sub-directory of text per category (default: the bundled samples).",
+        ),
     ] = None,
     train_bytes: Annotated[
         str, typer.Option("--train-bytes", help="Training text per tokenizer, e.g. 30MB.")
@@ -653,16 +685,14 @@ def simulate_command(
     attack_bytes: Annotated[
         str, typer.Option("--attack-bytes", help="Cap on each category's attack sample.")
     ] = "2MB",
-    vocab: Annotated[
-        int, typer.Option("--vocab", help="Vocabulary size of the trained tokenizers.")
-    ] = 30000,
-    merges: Annotated[
-        int, typer.Option("--merges", help="Leading merges the LP uses (T).")
-    ] = 3000,
+    vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size of the trained tokenizers.")] = 30000,
+    merges: Annotated[int, typer.Option("--merges", help="Leading merges the LP uses (T).")] = 3000,
     baseline_merges: Annotated[
         int | None,
-        typer.Option("--baseline-merges", help="Leading merges TEE and TC use (default: the "
-                     "whole vocabulary, as in the paper)."),
+        typer.Option(
+            "--baseline-merges",
+            help="Leading merges TEE and TC use (default: the whole vocabulary, as in the paper).",
+        ),
     ] = None,
     methods: Annotated[
         str, typer.Option("--methods", help="Comma-separated: lp, tee, tc, random.")
@@ -673,8 +703,7 @@ def simulate_command(
     ] = "document",
     categories: Annotated[
         str | None,
-        typer.Option("--categories", help="Comma-separated categories to draw from "
-                     "(default: all)."),
+        typer.Option("--categories", help="Comma-separated categories to draw from (default: all)."),
     ] = None,
     exclude: Annotated[
         str | None, typer.Option("--exclude", help="Comma-separated categories to leave out.")
@@ -687,16 +716,18 @@ def simulate_command(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write one row per trial and method (.csv or "
-                     ".json). Without it the summary table goes to stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write one row per trial and method (.csv or "
+            ".json). Without it the summary table goes to stdout.",
+        ),
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")
-    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Train tokenizers on known random mixtures; score how LP, TEE, TC and random recover them."""
@@ -706,18 +737,29 @@ def simulate_command(
 
         out_fmt = _audit_format(str(output), None) if output is not None else None
         settings = SimulationSettings(
-            n=n, trials=trials, train_bytes=_simulate_size("--train-bytes", train_bytes),
-            attack_bytes=_simulate_size("--attack-bytes", attack_bytes), vocab=vocab,
-            merges=merges, baseline_merges=baseline_merges,
-            methods=tuple(_names("--methods", methods)), seed=seed, unit=unit,
-            solver=solver, time_limit=time_limit,
+            n=n,
+            trials=trials,
+            train_bytes=_simulate_size("--train-bytes", train_bytes),
+            attack_bytes=_simulate_size("--attack-bytes", attack_bytes),
+            vocab=vocab,
+            merges=merges,
+            baseline_merges=baseline_merges,
+            methods=tuple(_names("--methods", methods)),
+            seed=seed,
+            unit=unit,
+            solver=solver,
+            time_limit=time_limit,
         )
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = simulate(
-                samples, settings, categories=_names("--categories", categories) or None,
-                exclude=_names("--exclude", exclude), cache_dir=cache_dir,
-                use_cache=not no_cache, progress=view,
+                samples,
+                settings,
+                categories=_names("--categories", categories) or None,
+                exclude=_names("--exclude", exclude),
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
+                progress=view,
             )
         check_interrupted()
         for note in result.notes:

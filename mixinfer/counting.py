@@ -135,17 +135,12 @@ class WordCounts:
         }
 
     @classmethod
-    def from_arrays(
-        cls, category: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
-    ) -> WordCounts:
+    def from_arrays(cls, category: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> WordCounts:
         """Unpack what :meth:`to_arrays` stored."""
         blob = arrays["blob"].tobytes()
         ends = np.cumsum(arrays["lengths"]).tolist()
         starts = [0, *ends[:-1]]
-        words = {
-            blob[s:e]: int(c)
-            for s, e, c in zip(starts, ends, arrays["counts"].tolist(), strict=True)
-        }
+        words = {blob[s:e]: int(c) for s, e, c in zip(starts, ends, arrays["counts"].tolist(), strict=True)}
         return cls(category, words, int(meta["bytes"]), int(meta["documents"]), meta["warnings"])
 
 
@@ -204,9 +199,7 @@ def _init_worker(pretok: Pretokenizer) -> None:
     _WORKER = _Counter(pretok)
 
 
-def _work_category(
-    category: Category, max_bytes: int, unit: str
-) -> tuple[dict[bytes, int], ReadStats]:
+def _work_category(category: Category, max_bytes: int, unit: str) -> tuple[dict[bytes, int], ReadStats]:
     assert _WORKER is not None
     stats = ReadStats()
     words: dict[bytes, int] = {}
@@ -303,9 +296,7 @@ def count_words(
         ) as pool:
             # Largest categories first, so the last task to finish is a short one.
             order = sorted(todo, key=lambda i: -estimate_bytes([categories[i]], max_bytes))
-            futures = {
-                pool.submit(_work_category, categories[i], max_bytes, unit): i for i in order
-            }
+            futures = {pool.submit(_work_category, categories[i], max_bytes, unit): i for i in order}
             for fut in as_completed(futures):
                 i = futures[fut]
                 partial[i], stats[i] = fut.result()

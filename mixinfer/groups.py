@@ -35,46 +35,329 @@ OTHER_LANGUAGES = "Other languages"
 DEFAULT_GROUPS = (ENGLISH, CODE, LATIN_CYRILLIC, OTHER_LANGUAGES)
 
 ENGLISH_DOMAINS = frozenset(
-    {"english", "web", "books", "book", "academic", "wiki", "wikipedia", "news", "reddit",
-     "arxiv", "pubmed", "papers", "fiction", "legal", "patents", "stackexchange", "en_web",
-     "en_books", "en_academic", "en_wiki"}
+    {
+        "english",
+        "web",
+        "books",
+        "book",
+        "academic",
+        "wiki",
+        "wikipedia",
+        "news",
+        "reddit",
+        "arxiv",
+        "pubmed",
+        "papers",
+        "fiction",
+        "legal",
+        "patents",
+        "stackexchange",
+        "en_web",
+        "en_books",
+        "en_academic",
+        "en_wiki",
+    }
 )
 
 PROGRAMMING = frozenset(
-    {"code", "python", "py", "javascript", "js", "typescript", "ts", "java", "c", "cpp", "c++",
-     "cxx", "csharp", "c#", "cs_code", "go", "golang", "rust", "ruby", "php", "perl", "shell",
-     "bash", "sh", "powershell", "sql", "html", "css", "scss", "xml", "json", "yaml", "yml", "toml",
-     "markdown", "md", "rst", "restructuredtext", "tex", "latex", "cmake", "makefile", "make",
-     "dockerfile", "scala", "kotlin", "swift", "objective-c", "objc", "lua", "r", "matlab",
-     "julia", "haskell", "ocaml", "fortran", "assembly", "asm", "verilog", "vhdl", "dart",
-     "elixir", "erlang", "clojure", "lisp", "scheme", "prolog", "groovy", "visual_basic", "vb",
-     "zig", "nim", "jupyter", "notebook", "github", "stack", "starcoder", "the_stack"}
+    {
+        "code",
+        "python",
+        "py",
+        "javascript",
+        "js",
+        "typescript",
+        "ts",
+        "java",
+        "c",
+        "cpp",
+        "c++",
+        "cxx",
+        "csharp",
+        "c#",
+        "cs_code",
+        "go",
+        "golang",
+        "rust",
+        "ruby",
+        "php",
+        "perl",
+        "shell",
+        "bash",
+        "sh",
+        "powershell",
+        "sql",
+        "html",
+        "css",
+        "scss",
+        "xml",
+        "json",
+        "yaml",
+        "yml",
+        "toml",
+        "markdown",
+        "md",
+        "rst",
+        "restructuredtext",
+        "tex",
+        "latex",
+        "cmake",
+        "makefile",
+        "make",
+        "dockerfile",
+        "scala",
+        "kotlin",
+        "swift",
+        "objective-c",
+        "objc",
+        "lua",
+        "r",
+        "matlab",
+        "julia",
+        "haskell",
+        "ocaml",
+        "fortran",
+        "assembly",
+        "asm",
+        "verilog",
+        "vhdl",
+        "dart",
+        "elixir",
+        "erlang",
+        "clojure",
+        "lisp",
+        "scheme",
+        "prolog",
+        "groovy",
+        "visual_basic",
+        "vb",
+        "zig",
+        "nim",
+        "jupyter",
+        "notebook",
+        "github",
+        "stack",
+        "starcoder",
+        "the_stack",
+    }
 )
 
 # ISO 639-1 (and a few 639-3) codes of languages written in the Latin or Cyrillic script.
 LATIN_CYRILLIC_CODES = frozenset(
     # Latin script
-    {"af", "an", "ast", "az", "br", "bs", "ca", "ceb", "co", "cs", "cy", "da", "de", "en", "eo",
-     "es", "et", "eu", "fi", "fil", "fo", "fr", "fy", "ga", "gd", "gl", "gn", "ha", "haw", "hr",
-     "ht", "hu", "id", "ig", "is", "it", "jv", "ku", "la", "lb", "li", "ln", "lt", "lv", "mg",
-     "mi", "ms", "mt", "nb", "nds", "nl", "nn", "no", "oc", "om", "pl", "pt", "qu", "rm", "ro",
-     "rw", "sc", "sk", "sl", "sm", "sn", "so", "sq", "st", "su", "sv", "sw", "tk", "tl", "tn",
-     "to", "tr", "uz", "vi", "wa", "war", "wo", "xh", "yo", "zu", "ay", "ny", "lg", "kg", "ts",
-     "ss", "ve", "nso", "ilo", "pam", "bcl", "min", "ace", "bjn", "bar", "als", "vec", "scn",
-     "lmo", "pms", "frr", "hsb", "dsb", "csb", "szl", "kw", "gv", "se", "smn", "kl", "ty", "fj",
-     "mh", "ch", "crh", "gag", "kaa",
-     # Cyrillic script
-     "ru", "uk", "be", "bg", "mk", "sr", "kk", "ky", "mn", "tg", "tt", "ba", "cv", "ce", "os",
-     "av", "kv", "udm", "mhr", "mrj", "sah", "tyv", "bxr", "myv", "mdf", "lez", "krc", "kbd",
-     "ab", "rue", "cu"}
+    {
+        "af",
+        "an",
+        "ast",
+        "az",
+        "br",
+        "bs",
+        "ca",
+        "ceb",
+        "co",
+        "cs",
+        "cy",
+        "da",
+        "de",
+        "en",
+        "eo",
+        "es",
+        "et",
+        "eu",
+        "fi",
+        "fil",
+        "fo",
+        "fr",
+        "fy",
+        "ga",
+        "gd",
+        "gl",
+        "gn",
+        "ha",
+        "haw",
+        "hr",
+        "ht",
+        "hu",
+        "id",
+        "ig",
+        "is",
+        "it",
+        "jv",
+        "ku",
+        "la",
+        "lb",
+        "li",
+        "ln",
+        "lt",
+        "lv",
+        "mg",
+        "mi",
+        "ms",
+        "mt",
+        "nb",
+        "nds",
+        "nl",
+        "nn",
+        "no",
+        "oc",
+        "om",
+        "pl",
+        "pt",
+        "qu",
+        "rm",
+        "ro",
+        "rw",
+        "sc",
+        "sk",
+        "sl",
+        "sm",
+        "sn",
+        "so",
+        "sq",
+        "st",
+        "su",
+        "sv",
+        "sw",
+        "tk",
+        "tl",
+        "tn",
+        "to",
+        "tr",
+        "uz",
+        "vi",
+        "wa",
+        "war",
+        "wo",
+        "xh",
+        "yo",
+        "zu",
+        "ay",
+        "ny",
+        "lg",
+        "kg",
+        "ts",
+        "ss",
+        "ve",
+        "nso",
+        "ilo",
+        "pam",
+        "bcl",
+        "min",
+        "ace",
+        "bjn",
+        "bar",
+        "als",
+        "vec",
+        "scn",
+        "lmo",
+        "pms",
+        "frr",
+        "hsb",
+        "dsb",
+        "csb",
+        "szl",
+        "kw",
+        "gv",
+        "se",
+        "smn",
+        "kl",
+        "ty",
+        "fj",
+        "mh",
+        "ch",
+        "crh",
+        "gag",
+        "kaa",
+        # Cyrillic script
+        "ru",
+        "uk",
+        "be",
+        "bg",
+        "mk",
+        "sr",
+        "kk",
+        "ky",
+        "mn",
+        "tg",
+        "tt",
+        "ba",
+        "cv",
+        "ce",
+        "os",
+        "av",
+        "kv",
+        "udm",
+        "mhr",
+        "mrj",
+        "sah",
+        "tyv",
+        "bxr",
+        "myv",
+        "mdf",
+        "lez",
+        "krc",
+        "kbd",
+        "ab",
+        "rue",
+        "cu",
+    }
 )
 
 # Languages in other scripts (so that they are recognised as languages, not unknown categories).
 OTHER_SCRIPT_CODES = frozenset(
-    {"zh", "ja", "ko", "ar", "fa", "ur", "he", "yi", "el", "hy", "ka", "hi", "bn", "pa", "gu",
-     "or", "ta", "te", "kn", "ml", "si", "mr", "ne", "sa", "th", "lo", "km", "my", "bo", "dz",
-     "am", "ti", "dv", "ps", "sd", "ug", "ckb", "arz", "azb", "pnb", "mai", "bh", "new", "as",
-     "iu", "chr", "yue", "wuu", "zh_hans", "zh_hant", "jv_java"}
+    {
+        "zh",
+        "ja",
+        "ko",
+        "ar",
+        "fa",
+        "ur",
+        "he",
+        "yi",
+        "el",
+        "hy",
+        "ka",
+        "hi",
+        "bn",
+        "pa",
+        "gu",
+        "or",
+        "ta",
+        "te",
+        "kn",
+        "ml",
+        "si",
+        "mr",
+        "ne",
+        "sa",
+        "th",
+        "lo",
+        "km",
+        "my",
+        "bo",
+        "dz",
+        "am",
+        "ti",
+        "dv",
+        "ps",
+        "sd",
+        "ug",
+        "ckb",
+        "arz",
+        "azb",
+        "pnb",
+        "mai",
+        "bh",
+        "new",
+        "as",
+        "iu",
+        "chr",
+        "yue",
+        "wuu",
+        "zh_hans",
+        "zh_hant",
+        "jv_java",
+    }
 )
 
 _SCRIPT = re.compile(r"^([a-z]{2,3})[_-]([a-z]{4})$")
@@ -106,9 +389,7 @@ def default_group(category: str) -> str:
     return category
 
 
-def group_categories(
-    categories: Iterable[str], mapping: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def group_categories(categories: Iterable[str], mapping: Mapping[str, str] | None = None) -> dict[str, str]:
     """Category -> group for every category: the user's ``mapping`` first, else the default."""
     mapping = mapping or {}
     return {c: mapping.get(c) or default_group(c) for c in categories}
@@ -126,8 +407,7 @@ def _from_object(data: Any, where: str) -> dict[str, str]:
         data = data["groups"]
     if not isinstance(data, dict) or not data:
         raise UsageError(
-            f"--groups {where}: expected a mapping of category to group, or of group to a list "
-            "of categories"
+            f"--groups {where}: expected a mapping of category to group, or of group to a list of categories"
         )
     out: dict[str, str] = {}
     for key, value in data.items():
@@ -138,8 +418,7 @@ def _from_object(data: Any, where: str) -> dict[str, str]:
                 _assign(out, str(cat), str(key), where)
         else:
             raise UsageError(
-                f"--groups {where}: the entry {key!r} must map to a group name or to a list of "
-                "category names"
+                f"--groups {where}: the entry {key!r} must map to a group name or to a list of category names"
             )
     return out
 
@@ -150,8 +429,7 @@ def _assign(out: dict[str, str], category: str, group: str, where: str) -> None:
         raise UsageError(f"--groups {where}: empty category or group name")
     if category in out and out[category] != group:
         raise UsageError(
-            f"--groups {where}: category {category!r} is put in two groups "
-            f"({out[category]!r} and {group!r})"
+            f"--groups {where}: category {category!r} is put in two groups ({out[category]!r} and {group!r})"
         )
     out[category] = group
 
@@ -183,9 +461,7 @@ def parse_groups(text: str, kind: str, where: str = "groups") -> dict[str, str]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"--groups {where} is not valid JSON ({exc.msg} at line {exc.lineno})"
-            ) from None
+            raise UsageError(f"--groups {where} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return _from_object(data, where)
     if kind == "yaml":
         try:
@@ -223,7 +499,5 @@ def load_groups(path: str | os.PathLike[str]) -> dict[str, str]:
     suffix = p.suffix.lower()
     kind = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}.get(suffix)
     if kind is None:
-        raise UsageError(
-            f"--groups {p}: cannot tell the format from the extension; use .yaml, .json or .csv"
-        )
+        raise UsageError(f"--groups {p}: cannot tell the format from the extension; use .yaml, .json or .csv")
     return parse_groups(text, kind, str(p))

@@ -169,9 +169,7 @@ def infer(
     base_info: dict[str, object] | None = None
     if base is not None:
         if start_merge:
-            raise UsageError(
-                "give either --base or --start-merge, not both (--base finds the start merge)"
-            )
+            raise UsageError("give either --base or --start-merge, not both (--base finds the start merge)")
         start_merge, base_info = shared_prefix_with(tok, base, clean=clean, offline=offline)
         if merges <= start_merge:
             raise UsageError(
@@ -417,9 +415,7 @@ def shared_prefix_with(
 
 def _show_merge(pair: tuple[bytes, bytes]) -> str:
     return repr(
-        pair[0].decode("utf-8", "backslashreplace")
-        + " "
-        + pair[1].decode("utf-8", "backslashreplace")
+        pair[0].decode("utf-8", "backslashreplace") + " " + pair[1].decode("utf-8", "backslashreplace")
     )
 
 

@@ -30,9 +30,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise MissingDependencyError(
-            "plotting needs matplotlib: pip install 'mixinfer[plot]'"
-        ) from None
+        raise MissingDependencyError("plotting needs matplotlib: pip install 'mixinfer[plot]'") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -57,8 +55,7 @@ def _check_output(output: str | os.PathLike[str]) -> Path:
     path = Path(output)
     if path.suffix.lower() not in FORMATS:
         raise UsageError(
-            f"cannot tell the picture format of {path} from its extension; use "
-            f"{', '.join(FORMATS)}"
+            f"cannot tell the picture format of {path} from its extension; use {', '.join(FORMATS)}"
         )
     return path
 
@@ -115,19 +112,43 @@ def plot_mixtures(
     for col, color in zip(columns, colors, strict=True):
         values = [float(table[t].get(col, 0.0)) for t in labels]
         if horizontal:
-            bars = ax.barh(positions, values, left=starts, color=color, label=col,
-                           edgecolor="white", linewidth=0.6, height=0.7)
+            bars = ax.barh(
+                positions,
+                values,
+                left=starts,
+                color=color,
+                label=col,
+                edgecolor="white",
+                linewidth=0.6,
+                height=0.7,
+            )
         else:
-            bars = ax.bar(positions, values, bottom=starts, color=color, label=col,
-                          edgecolor="white", linewidth=0.6, width=0.7)
+            bars = ax.bar(
+                positions,
+                values,
+                bottom=starts,
+                color=color,
+                label=col,
+                edgecolor="white",
+                linewidth=0.6,
+                width=0.7,
+            )
         r, g, b = plt.matplotlib.colors.to_rgb(color)
         ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
         for bar, v in zip(bars, values, strict=True):
             if v >= LABEL_MIN:
                 x = bar.get_x() + bar.get_width() / 2
                 y = bar.get_y() + bar.get_height() / 2
-                ax.text(x, y, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8,
-                        color=ink, fontweight="bold")
+                ax.text(
+                    x,
+                    y,
+                    f"{100 * v:.0f}%",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color=ink,
+                    fontweight="bold",
+                )
         starts = [s + v for s, v in zip(starts, values, strict=True)]
     if horizontal:
         ax.set_yticks(positions, labels)
@@ -136,9 +157,7 @@ def plot_mixtures(
         ax.set_xlabel("share of training bytes")
     else:
         tilt = n > 4
-        ax.set_xticks(
-            positions, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center"
-        )
+        ax.set_xticks(positions, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
         ax.set_ylabel("share of training bytes")
@@ -148,8 +167,15 @@ def plot_mixtures(
     handles, names = ax.get_legend_handles_labels()
     if not horizontal:
         handles, names = handles[::-1], names[::-1]
-    ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5),
-              ncol=1 if len(columns) <= 16 else 2, frameon=False, fontsize=9)
+    ax.legend(
+        handles,
+        names,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        ncol=1 if len(columns) <= 16 else 2,
+        frameon=False,
+        fontsize=9,
+    )
     ax.set_title(title or "Inferred training mixtures", loc="left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -74,9 +74,7 @@ class Pretokenizer:
 
     def fingerprint(self) -> str:
         """A stable hash of everything that changes the pretokens (not ``name``/``reason``)."""
-        payload = json.dumps(
-            [self.normalizer_json, self.pre_tokenizer_json, self.byte_level], sort_keys=True
-        )
+        payload = json.dumps([self.normalizer_json, self.pre_tokenizer_json, self.byte_level], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -215,9 +213,7 @@ def _split_then_bytes(pattern: str) -> Any:
 
     return pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(
-                Regex(onig_compatible(pattern)), behavior="isolated", invert=False
-            ),
+            pre_tokenizers.Split(Regex(onig_compatible(pattern)), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -253,9 +249,7 @@ def _make_presets() -> dict[str, Pretokenizer]:
         (
             "default",
             None,
-            pre_tokenizers.Sequence(
-                [pre_tokenizers.Digits(individual_digits=False), byte_level_regex()]
-            ),
+            pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=False), byte_level_regex()]),
             True,
             "the paper's controlled setting: Digits + ByteLevel with the GPT-2 regex",
         ),
@@ -306,9 +300,7 @@ def _make_presets() -> dict[str, Pretokenizer]:
     presets: dict[str, Pretokenizer] = {}
     for name, norm, pre, byte_level, why in specs:
         norm_json, pre_json = _components_json(norm, pre)
-        presets[name] = Pretokenizer(
-            name, norm_json, pre_json, byte_level, f"preset `{name}`: {why}"
-        )
+        presets[name] = Pretokenizer(name, norm_json, pre_json, byte_level, f"preset `{name}`: {why}")
     return presets
 
 
@@ -326,8 +318,7 @@ def preset(name: str) -> Pretokenizer:
         return PRESETS[name]
     except (KeyError, TypeError):
         raise UsageError(
-            f"unknown pretokenizer preset {name!r} (--pretokenizer); "
-            f"valid names: {', '.join(PRESETS)}"
+            f"unknown pretokenizer preset {name!r} (--pretokenizer); valid names: {', '.join(PRESETS)}"
         ) from None
 
 
@@ -347,9 +338,7 @@ def has_byte_level(component: Any) -> bool:
     return _has_type(component, "ByteLevel")
 
 
-def from_tokenizer_json(
-    data: dict[str, Any], *, source: str = "tokenizer.json"
-) -> Pretokenizer | None:
+def from_tokenizer_json(data: dict[str, Any], *, source: str = "tokenizer.json") -> Pretokenizer | None:
     """The pretokenizer a ``tokenizer.json`` carries: its own normalizer and pre-tokenizer.
 
     Args:

@@ -68,9 +68,7 @@ class InferenceResult:
         if self.truth is None:
             return None
         names = set(self.proportions) | set(self.truth)
-        return sum(
-            (self.proportions.get(c, 0.0) - self.truth.get(c, 0.0)) ** 2 for c in names
-        ) / len(names)
+        return sum((self.proportions.get(c, 0.0) - self.truth.get(c, 0.0)) ** 2 for c in names) / len(names)
 
     @property
     def log10_mse(self) -> float | None:

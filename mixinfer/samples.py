@@ -114,9 +114,7 @@ def discover(samples_dir: str | os.PathLike[str]) -> list[Category]:
                 if fname.startswith("."):
                     continue
                 if not fname.endswith(_SUFFIXES):
-                    skipped.append(
-                        f"{path}: not a sample file type (expected {', '.join(_SUFFIXES)})"
-                    )
+                    skipped.append(f"{path}: not a sample file type (expected {', '.join(_SUFFIXES)})")
                     continue
                 try:
                     st = path.stat()
@@ -152,9 +150,7 @@ def _decode(data: bytes, path: Path, stats: ReadStats, *, final: bool = True) ->
         bad = text.count("\ufffd") - data.count("\ufffd".encode())
         if bad > 0:
             stats.replaced_chars += bad
-            stats.warnings.append(
-                f"{path}: {bad} invalid UTF-8 byte sequence(s) replaced with U+FFFD"
-            )
+            stats.warnings.append(f"{path}: {bad} invalid UTF-8 byte sequence(s) replaced with U+FFFD")
     return text
 
 
@@ -211,8 +207,7 @@ def _read_parquet(f: SampleFile) -> Iterator[str]:
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{f.path} is a Parquet file and pyarrow is not installed; "
-            f"run: pip install 'mixinfer[parquet]'"
+            f"{f.path} is a Parquet file and pyarrow is not installed; run: pip install 'mixinfer[parquet]'"
         ) from exc
     try:
         pf = pq.ParquetFile(f.path)

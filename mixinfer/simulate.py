@@ -167,8 +167,7 @@ class SimulationSettings:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise UsageError(
-                f"unknown method(s) {', '.join(unknown)} in --methods; use some of "
-                f"{','.join(METHODS)}"
+                f"unknown method(s) {', '.join(unknown)} in --methods; use some of {','.join(METHODS)}"
             )
         if len(set(self.methods)) != len(self.methods):
             raise UsageError(f"--methods lists a method twice: {','.join(self.methods)}")
@@ -218,9 +217,7 @@ class TrialRecord:
         """Mean squared error over the trial's categories (NaN without an estimate)."""
         if self.estimate is None:
             return float("nan")
-        return float(
-            np.mean([(self.estimate.get(c, 0.0) - self.truth[c]) ** 2 for c in self.categories])
-        )
+        return float(np.mean([(self.estimate.get(c, 0.0) - self.truth[c]) ** 2 for c in self.categories]))
 
     @property
     def log10_mse(self) -> float:
@@ -559,9 +556,7 @@ def _load_text(cache: Cache, kind: str, key: str) -> tuple[str, dict[str, Any]] 
 # The simulation
 
 
-def draw_mixture(
-    pool: Sequence[str], n: int, seed: int, trial: int
-) -> tuple[list[str], dict[str, float]]:
+def draw_mixture(pool: Sequence[str], n: int, seed: int, trial: int) -> tuple[list[str], dict[str, float]]:
     """Trial ``trial``'s categories (sorted) and weights, uniform on the simplex.
 
     Drawn from ``numpy.random.default_rng([seed, trial])``: independent of other trials.
@@ -697,9 +692,7 @@ class _Simulator:
         _store_text(self.cache, "sim-tokenizer", key, text, {"category": name})
         return text, key, seconds
 
-    def counts(
-        self, tokenizer_json: str, tokenizer_key: str, name: str
-    ) -> tuple[np.ndarray, int, float]:
+    def counts(self, tokenizer_json: str, tokenizer_key: str, name: str) -> tuple[np.ndarray, int, float]:
         """Token counts of a category's attack sample, encoded by the baselines' tokenizer.
 
         That is the tokenizer as trained, or its first ``baseline_merges`` merges. Returns
@@ -821,9 +814,7 @@ def simulate(
             if "lp" in s.methods:
                 step(trial, "LP")
                 t = time.monotonic()
-                tok = tokenizer_from_json(
-                    json.loads(tok_json), source=f"simulated tokenizer (trial {trial})"
-                )
+                tok = tokenizer_from_json(json.loads(tok_json), source=f"simulated tokenizer (trial {trial})")
                 result = infer(
                     tok,
                     sim.trial_samples(trial, names),
@@ -875,9 +866,7 @@ def simulate(
                         own += secs
                         ref_counts, size, secs = sim.counts(ref_json, ref_key, c)
                         own += secs
-                        features[c] = baselines.tee_feature(
-                            size, int(mix[c].sum()), int(ref_counts.sum())
-                        )
+                        features[c] = baselines.tee_feature(size, int(mix[c].sum()), int(ref_counts.sum()))
                     tee_obs.append(baselines.TEEObservation(trial, features, truth))
                     tee_seconds[trial] = shared + own
                 timing["baselines"] += time.monotonic() - t
@@ -894,9 +883,7 @@ def simulate(
                     time.monotonic() - t,
                 )
 
-            infos.append(
-                TrialInfo(trial, names, weights, truth, fed, attack_sizes, n_merges, tok_key)
-            )
+            infos.append(TrialInfo(trial, names, weights, truth, fed, attack_sizes, n_merges, tok_key))
             step(trial, "done", done=trial + 1)
         warnings = sim.warnings + warnings
         split_sizes = dict(sim.split_sizes)
@@ -922,10 +909,7 @@ def simulate(
         for note in sorted({f.note for f in fits if f.estimate is None}):
             notes.append(f"tee: {note}; its log10 MSE is reported as NaN")
     records = [
-        found_records[trial, m]
-        for trial in range(s.trials)
-        for m in s.methods
-        if (trial, m) in found_records
+        found_records[trial, m] for trial in range(s.trials) for m in s.methods if (trial, m) in found_records
     ]
 
     sizes = [b for info in infos for b in info.attack_bytes.values()]
@@ -935,9 +919,7 @@ def simulate(
             f"category's attack part is: {min(sizes):,} to {max(sizes):,} bytes per category "
             f"(mean {np.mean(sizes):,.0f}); the attack part is half of each category's documents"
         )
-    repeats = [
-        info.train_bytes[c] / max(split_sizes[c], 1) for info in infos for c in info.categories
-    ]
+    repeats = [info.train_bytes[c] / max(split_sizes[c], 1) for info in infos for c in info.categories]
     if repeats and max(repeats) > 1:
         notes.append(
             f"training repeated documents: a category's training part was fed up to "

@@ -119,9 +119,7 @@ class _Backend(ABC):
     def columns(self) -> int:
         return self.ncols
 
-    def _columns_for(
-        self, steps: np.ndarray, pairs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, int]:
+    def _columns_for(self, steps: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Column indices of the slacks of these rows, creating the missing ones (appended)."""
         before = self.ncols
         for keys, table in ((steps, self.step_col), (pairs, self.pair_col)):
@@ -213,9 +211,7 @@ class HighsBackend(_Backend):
         starts[1:] = np.cumsum(nonzero.sum(axis=1))[:-1]
         self.h.addRows(k, lower, upper, int(nonzero.sum()), starts, index[nonzero], value[nonzero])
 
-    def _definitions(
-        self, keys: np.ndarray, counts: np.ndarray, table: dict[int, int]
-    ) -> np.ndarray:
+    def _definitions(self, keys: np.ndarray, counts: np.ndarray, table: dict[int, int]) -> np.ndarray:
         """Columns holding ``sum_i counts_i alpha_i`` for each key, defined once per key."""
         uniq, first = np.unique(keys, return_index=True)
         fresh = np.fromiter((k not in table for k in uniq.tolist()), bool, count=len(uniq))
@@ -392,9 +388,7 @@ def make_backend(solver: str, n: int) -> tuple[_Backend, list[str]]:
         return PulpBackend(n, "cbc"), notes
     if solver.startswith("pulp:") and len(solver) > 5:
         return PulpBackend(n, solver[5:]), notes
-    raise UsageError(
-        f"unknown --solver {solver!r}; use auto, highs, cbc or pulp:NAME (a PuLP solver)"
-    )
+    raise UsageError(f"unknown --solver {solver!r}; use auto, highs, cbc or pulp:NAME (a PuLP solver)")
 
 
 class _SparseMin:

@@ -166,9 +166,7 @@ def load_tokenizer(
             )
     if override is not None:
         own = tok.pretokenizer
-        tok.pretokenizer = replace(
-            override, reason=f"{override.reason} (chosen with --pretokenizer)"
-        )
+        tok.pretokenizer = replace(override, reason=f"{override.reason} (chosen with --pretokenizer)")
         tok.notes.append(
             f"pretokenizer: preset `{override.name}` chosen with --pretokenizer; it replaces the "
             f"tokenizer's own pipeline ({own.name}), including its normalizer"
@@ -199,9 +197,7 @@ def _load_path(path: Path, source: str) -> BPETokenizer:
         return _load_tiktoken_file(path, source)
     if name.endswith(".txt"):
         vocab_path = path.with_name("vocab.json")
-        vocab = (
-            _read_vocab_json(vocab_path) if name == "merges.txt" and vocab_path.is_file() else None
-        )
+        vocab = _read_vocab_json(vocab_path) if name == "merges.txt" and vocab_path.is_file() else None
         return _load_merges_txt(path, source, vocab=vocab)
     if name.endswith(".json"):
         return _load_tokenizer_json(path, source)
@@ -245,9 +241,7 @@ def _read_json(path: Path) -> Any:
             "is the file truncated, or not a tokenizer.json?"
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise TokenizerError(
-            f"{path} is not usable JSON ({exc}); expected a tokenizer.json"
-        ) from None
+        raise TokenizerError(f"{path} is not usable JSON ({exc}); expected a tokenizer.json") from None
 
 
 def _read_vocab_json(path: Path) -> dict[str, Any]:
@@ -324,11 +318,7 @@ def tokenizer_from_json(data: Any, *, source: str, origin: str | None = None) ->
         alphabet = frozenset(
             k.encode("utf-8") for k in vocab if len(k) == 1 and not 0xD800 <= ord(k) <= 0xDFFF
         )
-        fallback = {
-            bytes([int(m.group(1), 16)])
-            for k in vocab
-            if (m := _BYTE_FALLBACK.match(k)) is not None
-        }
+        fallback = {bytes([int(m.group(1), 16)]) for k in vocab if (m := _BYTE_FALLBACK.match(k)) is not None}
         known = set(alphabet) | fallback
     _check_in_vocab(merges, vocab, where)
     _check_buildable(pairs, known, where, merges, strict_order=byte_level, notes=notes)
@@ -373,7 +363,8 @@ def _merge_token_ids(
     reserved: frozenset[bytes] = frozenset()
     if sentencepiece:
         fallback = [
-            i for k, i in vocab.items()
+            i
+            for k, i in vocab.items()
             if isinstance(i, int) and isinstance(k, str) and _BYTE_FALLBACK.match(k)
         ]
         if fallback:
@@ -386,9 +377,7 @@ def _parse_json_merges(merges: Any, where: str) -> list[tuple[str, str]]:
     if not isinstance(merges, list):
         raise TokenizerError(f"{where}: `model.merges` must be a list of merges")
     if not merges:
-        raise TokenizerError(
-            f"{where}: the merge list `model.merges` is empty; nothing to infer from"
-        )
+        raise TokenizerError(f"{where}: the merge list `model.merges` is empty; nothing to infer from")
     out: list[tuple[str, str]] = []
     for i, m in enumerate(merges):
         if isinstance(m, str):
@@ -399,8 +388,7 @@ def _parse_json_merges(merges: Any, where: str) -> list[tuple[str, str]]:
             parts = []
         if len(parts) != 2 or not all(isinstance(p, str) and p for p in parts):
             raise TokenizerError(
-                f"{where}: merge #{i} ({_describe(m)}) is not a pair of "
-                'tokens; expected "a b" or ["a", "b"]'
+                f'{where}: merge #{i} ({_describe(m)}) is not a pair of tokens; expected "a b" or ["a", "b"]'
             )
         out.append((parts[0], parts[1]))
     return out
@@ -508,8 +496,7 @@ def _check_buildable(
             label = shown[i] if shown is not None else (a, b)
             raise TokenizerError(
                 f"{where}: merge #{i} {label!r} cannot be applied: its part {part!r} is "
-                "neither a base symbol nor made by "
-                + ("an earlier merge" if strict_order else "any merge")
+                "neither a base symbol nor made by " + ("an earlier merge" if strict_order else "any merge")
             )
         known.add(a + b)
     if late and notes is not None:
@@ -593,9 +580,7 @@ def _probe(p: Pretokenizer) -> list[str] | None:
         return None
 
 
-def _sentencepiece_preset(
-    data: dict[str, Any], own: Pretokenizer | None, vocab: dict[str, Any]
-) -> str:
+def _sentencepiece_preset(data: dict[str, Any], own: Pretokenizer | None, vocab: dict[str, Any]) -> str:
     """``gemma`` if the file turns spaces into ``▁`` without a leading ``▁``; else llama/mistral."""
     normalizer = data.get("normalizer")
     probe_doc = Pretokenizer(
@@ -636,8 +621,7 @@ def _load_merges_txt(path: Path, source: str, *, vocab: dict[str, Any] | None) -
         parts = line.split(" ")
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise TokenizerError(
-                f"{where}, line {lineno}: expected two tokens separated by one space, "
-                f"got {line[:80]!r}"
+                f"{where}, line {lineno}: expected two tokens separated by one space, got {line[:80]!r}"
             )
         merges.append((parts[0], parts[1]))
         lines.append(lineno)
@@ -663,10 +647,7 @@ def _load_merges_txt(path: Path, source: str, *, vocab: dict[str, Any] | None) -
         f"pretokenizer: a {kind} tokenizer carries no pretokenizer: using preset `gpt2` "
         "(ByteLevel with the GPT-2 regex); override with --pretokenizer NAME"
     )
-    token_ids = (
-        _merge_token_ids(merges, pairs, vocab, sentencepiece=False)[0]
-        if vocab is not None else None
-    )
+    token_ids = _merge_token_ids(merges, pairs, vocab, sentencepiece=False)[0] if vocab is not None else None
     return BPETokenizer(
         source=source,
         merges=pairs,
@@ -696,15 +677,12 @@ def parse_tiktoken(data: bytes, where: str) -> dict[bytes, int]:
         fields = line.split()
         shown = line[:80].decode("utf-8", "replace")
         if len(fields) != 2:
-            raise TokenizerError(
-                f"{where}, line {lineno}: expected `BASE64TOKEN RANK`, got {shown!r}"
-            )
+            raise TokenizerError(f"{where}, line {lineno}: expected `BASE64TOKEN RANK`, got {shown!r}")
         try:
             token = base64.b64decode(fields[0], validate=True)
         except (binascii.Error, ValueError):
             raise TokenizerError(
-                f"{where}, line {lineno}: "
-                f"{fields[0][:40].decode('utf-8', 'replace')!r} is not base64"
+                f"{where}, line {lineno}: {fields[0][:40].decode('utf-8', 'replace')!r} is not base64"
             ) from None
         try:
             rank = int(fields[1])
@@ -728,9 +706,7 @@ def parse_tiktoken(data: bytes, where: str) -> dict[bytes, int]:
     return ranks
 
 
-def recover_merges(
-    ranks: dict[bytes, int], where: str = "mergeable ranks"
-) -> list[tuple[bytes, bytes]]:
+def recover_merges(ranks: dict[bytes, int], where: str = "mergeable ranks") -> list[tuple[bytes, bytes]]:
     """Recover the ordered merge list from tiktoken-style mergeable ranks.
 
     For each token of two or more bytes, in rank order, byte-level BPE is run on its bytes using

@@ -277,9 +277,7 @@ def render(
             target = TARGETS[cell.group]
             ok2 = lp <= target
             verdict2 = (
-                f"{fmt(target, 1)}: **met**"
-                if ok2
-                else f"{fmt(target, 1)}: **missed** by {lp - target:.2f}"
+                f"{fmt(target, 1)}: **met**" if ok2 else f"{fmt(target, 1)}: **missed** by {lp - target:.2f}"
             )
             gap = min(tee, tc) - lp
             ok5 = gap >= 2 and max(lp, tee, tc) < rnd
@@ -390,20 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small settings, a few minutes")
-    mode.add_argument(
-        "--acceptance-only", action="store_true", help="only the two acceptance cells"
-    )
+    mode.add_argument("--acceptance-only", action="store_true", help="only the two acceptance cells")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None, help="mixinfer cache directory")
-    parser.add_argument(
-        "--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md", help="file to update"
-    )
-    parser.add_argument(
-        "--csv-dir", type=Path, default=None, help="also write each row's per-trial CSV here"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="processes for counting/replay (default 1)"
-    )
+    parser.add_argument("--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md", help="file to update")
+    parser.add_argument("--csv-dir", type=Path, default=None, help="also write each row's per-trial CSV here")
+    parser.add_argument("--workers", type=int, default=1, help="processes for counting/replay (default 1)")
     parser.add_argument("--only", choices=sorted(GROUPS), help="one category group only")
     args = parser.parse_args(argv)
 

@@ -143,9 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per end-to-end measurement")
     parser.add_argument("--skip-gpt2", action="store_true", help="skip the GPT-2 full-depth run")
-    parser.add_argument(
-        "--no-write", action="store_true", help="print instead of updating the file"
-    )
+    parser.add_argument("--no-write", action="store_true", help="print instead of updating the file")
     opts = parser.parse_args()
 
     lines = [

@@ -441,9 +441,7 @@ LANGUAGES: tuple[Language, ...] = (
         ("sr",),
         ("sr",),
         ("manpages-sr",),
-        _words(
-            """и у је да се на за од са не ако или као по из су то ће а до када који која које"""
-        ),
+        _words("""и у је да се на за од са не ако или као по из су то ће а до када који која које"""),
         0.08,
         frozenset(),
         "ђјљњћџ",
@@ -527,17 +525,12 @@ CODE_LANGUAGES: tuple[CodeLanguage, ...] = (
         ("libc6-dev", "linux-libc-dev"),
         "*.h under /usr/include (except C++), *.c under /usr/share",
     ),
-    CodeLanguage(
-        "cpp", ("libstdc++-12-dev",), "/usr/include/c++/12 headers, *.hpp, *.cc, *.cpp under /usr"
-    ),
-    CodeLanguage(
-        "perl", ("perl-modules-5.36",), "*.pm, *.pl under /usr/share/perl*, /usr/lib/*/perl*"
-    ),
+    CodeLanguage("cpp", ("libstdc++-12-dev",), "/usr/include/c++/12 headers, *.hpp, *.cc, *.cpp under /usr"),
+    CodeLanguage("perl", ("perl-modules-5.36",), "*.pm, *.pl under /usr/share/perl*, /usr/lib/*/perl*"),
     CodeLanguage(
         "shell",
         ("util-linux",),
-        "*.sh, /usr/share/bash-completion/completions/*, executable sh/bash scripts "
-        "under /usr and /etc",
+        "*.sh, /usr/share/bash-completion/completions/*, executable sh/bash scripts under /usr and /etc",
     ),
     CodeLanguage(
         "html",
@@ -763,9 +756,7 @@ CODEY_RE = re.compile(r"[/\\=<>{}\[\]$|_;`~^@#*]|^[-+]|://|\(\)")
 
 def is_codey(token: str) -> bool:
     """A whitespace-separated token that looks like code, a path, an option or an address."""
-    return (
-        len(token) >= 2 and any(c.isalnum() for c in token) and CODEY_RE.search(token) is not None
-    )
+    return len(token) >= 2 and any(c.isalnum() for c in token) and CODEY_RE.search(token) is not None
 
 
 def script_of(ch: str) -> str:
@@ -860,9 +851,7 @@ def is_language(text: str, lang: Language) -> bool:
         return False  # an English phrase inside a CJK paragraph
     if lang.script == "ja":
         cjk = st.scripts.get("kana", 0) + st.scripts.get("han", 0)
-        return (
-            cjk >= 10 and st.share("kana", "han") >= 0.6 and st.scripts.get("kana", 0) >= 0.1 * cjk
-        )
+        return cjk >= 10 and st.share("kana", "han") >= 0.6 and st.scripts.get("kana", 0) >= 0.1 * cjk
     if lang.script == "zh":
         return (
             st.scripts.get("han", 0) >= 10
@@ -970,9 +959,7 @@ def _join_lines(lines: list[str]) -> str:
         ln = ln.strip()
         if not ln:
             continue
-        if out and not (
-            script_of(out[-1]) in ("han", "kana") and script_of(ln[0]) in ("han", "kana")
-        ):
+        if out and not (script_of(out[-1]) in ("han", "kana") and script_of(ln[0]) in ("han", "kana")):
             out += " "
         out += ln
     return out
@@ -1352,8 +1339,7 @@ def licence_summary(by_pkg: dict[str, int], dpkg: Dpkg, top: int = 4) -> str:
     rest = len(by_pkg) - top
     if rest > 0:
         parts.append(
-            f"{rest} more packages under their own free licences "
-            "(see /usr/share/doc/<pkg>/copyright)"
+            f"{rest} more packages under their own free licences (see /usr/share/doc/<pkg>/copyright)"
         )
     return "; ".join(parts)
 
@@ -1368,9 +1354,7 @@ def write_category(out: Path, cat: CategoryResult, dpkg: Dpkg) -> dict[str, Any]
     for i, doc in enumerate(cat.docs):
         fname = f"{i:05d}.txt.gz"
         (d / fname).write_bytes(gzip_bytes(doc.text))
-        files.append(
-            {"file": fname, "sha256": doc.sha256, "bytes": doc.size, "source": str(doc.source)}
-        )
+        files.append({"file": fname, "sha256": doc.sha256, "bytes": doc.size, "source": str(doc.source)})
     by_pkg = package_bytes(cat.docs, dpkg)
     versions = dpkg.versions()
     licences = sorted({lic for pkg in by_pkg if pkg != UNPACKAGED for lic in dpkg.licences(pkg)})
@@ -1382,8 +1366,7 @@ def write_category(out: Path, cat: CategoryResult, dpkg: Dpkg) -> dict[str, Any]
         "bytes": sum(doc.size for doc in cat.docs),
         "sources": cat.sources,
         "packages": [
-            {"package": pkg, "version": versions.get(pkg, ""), "bytes": n}
-            for pkg, n in by_pkg.items()
+            {"package": pkg, "version": versions.get(pkg, ""), "bytes": n} for pkg, n in by_pkg.items()
         ],
         "licence_summary": licence_summary(by_pkg, dpkg),
         "licences": licences,
@@ -1518,9 +1501,7 @@ def build_natural(state: BuildState, codes: Iterable[str]) -> None:
             docs = list_english_docs()
             sources = [Source(p, "man") for p in pages] + [Source(p, "doc") for p in docs]
             accept: Callable[[str], bool] = is_english
-            description = (
-                "English: manual pages (manpages, manpages-dev and others), /usr/share/doc prose"
-            )
+            description = "English: manual pages (manpages, manpages-dev and others), /usr/share/doc prose"
             src_info: list[dict[str, object]] = [
                 {"kind": "man pages (groff -Tutf8)", "paths": "/usr/share/man/man*/*"},
                 {"kind": "plain-text docs", "paths": "/usr/share/doc/**/README*, *.txt"},
@@ -1542,9 +1523,7 @@ def build_natural(state: BuildState, codes: Iterable[str]) -> None:
                 },
                 {
                     "kind": "gettext catalogues (msgstr), paragraphs filtered by language",
-                    "paths": ", ".join(
-                        f"/usr/share/locale/{d}/LC_MESSAGES/*.mo" for d in lang.locale_dirs
-                    ),
+                    "paths": ", ".join(f"/usr/share/locale/{d}/LC_MESSAGES/*.mo" for d in lang.locale_dirs),
                 },
             ]
         rng_for(f"general/{code}").shuffle(sources)
@@ -1675,9 +1654,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent.parent / "data_samples",
         help="output directory (default: data_samples/ of the repository)",
     )
-    parser.add_argument(
-        "--only", choices=["general", "programming", "demo"], help="build one part only"
-    )
+    parser.add_argument("--only", choices=["general", "programming", "demo"], help="build one part only")
     parser.add_argument(
         "--languages",
         default=None,

@@ -73,8 +73,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return {c: sizes[c] * r / total for c, r in repeats.items()}
 
     return {
-        "root": root, "samples": samples, "docs": docs,
-        "mix1": truth(REPEATS1), "mix2": truth(REPEATS2),
+        "root": root,
+        "samples": samples,
+        "docs": docs,
+        "mix1": truth(REPEATS1),
+        "mix2": truth(REPEATS2),
     }
 
 
@@ -134,9 +137,7 @@ def extend_tokenizer(base: Path, docs: list[str], extra: int, path: Path) -> Pat
     counts: Counter[str] = Counter()
     for doc in docs:
         counts.update(w for w, _ in pre.pre_tokenize_str(doc))
-    merges = [
-        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]
-    ]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]]
     ranks = {m: i for i, m in enumerate(merges)}
     words = [_apply(list(w), ranks) for w in counts]
     freq = list(counts.values())
@@ -199,7 +200,9 @@ def tokenizers(corpus: dict[str, Any]) -> dict[str, Path]:
         mixture_docs(corpus["docs"], REPEATS1), BASE_MERGES, root / "base" / "tokenizer.json"
     )
     ext = extend_tokenizer(
-        base, mixture_docs(corpus["docs"], REPEATS2), EXTRA_MERGES,
+        base,
+        mixture_docs(corpus["docs"], REPEATS2),
+        EXTRA_MERGES,
         root / "extended" / "tokenizer.json",
     )
     return {"base": base, "extended": ext}
@@ -218,11 +221,22 @@ def test_base_finds_the_prefix_and_recovers_the_second_mixture(
 ) -> None:
     out = tmp_path / "ext.json"
     total = BASE_MERGES + EXTRA_MERGES
-    res = run_cli([
-        "infer", str(tokenizers["extended"]), "--base", str(tokenizers["base"]),
-        "--samples", str(corpus["samples"]), "--merges", str(total), "--no-cache", "-q",
-        "-o", str(out),
-    ])
+    res = run_cli(
+        [
+            "infer",
+            str(tokenizers["extended"]),
+            "--base",
+            str(tokenizers["base"]),
+            "--samples",
+            str(corpus["samples"]),
+            "--merges",
+            str(total),
+            "--no-cache",
+            "-q",
+            "-o",
+            str(out),
+        ]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["base"]["shared_prefix"] == BASE_MERGES
@@ -234,11 +248,22 @@ def test_base_finds_the_prefix_and_recovers_the_second_mixture(
 
     # --start-merge K is the same inference; without it the base's merges pull towards MIX1.
     out2 = tmp_path / "start.json"
-    res = run_cli([
-        "infer", str(tokenizers["extended"]), "--start-merge", str(BASE_MERGES),
-        "--samples", str(corpus["samples"]), "--merges", str(total), "--no-cache", "-q",
-        "-o", str(out2),
-    ])
+    res = run_cli(
+        [
+            "infer",
+            str(tokenizers["extended"]),
+            "--start-merge",
+            str(BASE_MERGES),
+            "--samples",
+            str(corpus["samples"]),
+            "--merges",
+            str(total),
+            "--no-cache",
+            "-q",
+            "-o",
+            str(out2),
+        ]
+    )
     assert res.exit_code == 0, res.output
     same = json.loads(out2.read_text())
     assert same["start_merge"] == BASE_MERGES and "base" not in same
@@ -266,11 +291,35 @@ def test_base_errors(corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_pa
     assert res.exit_code == 2
     assert "does not extend" in res.output
     # Both --base and --start-merge; --merges not past the prefix; nothing added.
-    res = run_cli(["infer", ext, "--base", str(tokenizers["base"]), "--start-merge", "10",
-                   "--samples", samples, "--no-cache", "-q"])
+    res = run_cli(
+        [
+            "infer",
+            ext,
+            "--base",
+            str(tokenizers["base"]),
+            "--start-merge",
+            "10",
+            "--samples",
+            samples,
+            "--no-cache",
+            "-q",
+        ]
+    )
     assert res.exit_code == 2 and "not both" in res.output
-    res = run_cli(["infer", ext, "--base", str(tokenizers["base"]), "--merges", "100",
-                   "--samples", samples, "--no-cache", "-q"])
+    res = run_cli(
+        [
+            "infer",
+            ext,
+            "--base",
+            str(tokenizers["base"]),
+            "--merges",
+            "100",
+            "--samples",
+            samples,
+            "--no-cache",
+            "-q",
+        ]
+    )
     assert res.exit_code == 2 and f"--merges {BASE_MERGES + 3000}" in res.output
     res = run_cli(["infer", ext, "--base", ext, "--samples", samples, "--no-cache", "-q"])
     assert res.exit_code == 2 and "adds no merge" in res.output
@@ -305,9 +354,7 @@ def test_tiktoken_twin_audits_to_the_same_result(
     corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
 ) -> None:
     twin = write_tiktoken(tokenizers["base"], tmp_path / "twin.tiktoken")
-    result = audit(
-        [tokenizers["base"], twin], corpus["samples"], merges=BASE_MERGES, use_cache=False
-    )
+    result = audit([tokenizers["base"], twin], corpus["samples"], merges=BASE_MERGES, use_cache=False)
     assert not result.failed
     assert [e.label for e in result.entries] == ["base", "twin"]
     a, b = (e.result for e in result.entries)
@@ -319,18 +366,27 @@ def test_tiktoken_twin_audits_to_the_same_result(
     assert mse(a.proportions, corpus["mix1"]) < 1e-8
 
 
-def test_audit_csv_and_failures(
-    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
-) -> None:
+def test_audit_csv_and_failures(corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path) -> None:
     wordpiece = tmp_path / "wp" / "tokenizer.json"
     wordpiece.parent.mkdir()
     wordpiece.write_text(json.dumps({"model": {"type": "WordPiece", "vocab": {"a": 0}}}))
     report = tmp_path / "out" / "report.csv"
-    res = run_cli([
-        "audit", str(tokenizers["base"]), str(tmp_path / "missing.json"), str(wordpiece),
-        "--samples", str(corpus["samples"]), "--merges", "100", "--no-cache", "-q",
-        "-o", str(report),
-    ])
+    res = run_cli(
+        [
+            "audit",
+            str(tokenizers["base"]),
+            str(tmp_path / "missing.json"),
+            str(wordpiece),
+            "--samples",
+            str(corpus["samples"]),
+            "--merges",
+            "100",
+            "--no-cache",
+            "-q",
+            "-o",
+            str(report),
+        ]
+    )
     assert res.exit_code == 3, res.output  # TokenizerError, the first failure
     assert "2 of 3 tokenizer(s) failed (missing, wp)" in res.output
     assert f"{report} holds the other 1" in res.output
@@ -346,10 +402,23 @@ def test_audit_csv_and_failures(
     assert set(table) == {"base"} and groups["de"] == LATIN_CYRILLIC
 
     # --wide by group, to stdout; a failure-free run exits 0.
-    res = run_cli([
-        "audit", str(tokenizers["base"]), "--samples", str(corpus["samples"]), "--merges", "100",
-        "--no-cache", "-q", "--wide", "--by", "group", "-o", "-",
-    ])
+    res = run_cli(
+        [
+            "audit",
+            str(tokenizers["base"]),
+            "--samples",
+            str(corpus["samples"]),
+            "--merges",
+            "100",
+            "--no-cache",
+            "-q",
+            "--wide",
+            "--by",
+            "group",
+            "-o",
+            "-",
+        ]
+    )
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0] == f"tokenizer,{ENGLISH},{CODE},{LATIN_CYRILLIC}"
@@ -357,8 +426,18 @@ def test_audit_csv_and_failures(
 
     # Every tokenizer failing: nothing written, non-zero exit.
     empty = tmp_path / "none.csv"
-    res = run_cli(["audit", str(tmp_path / "missing.json"), "--samples", str(corpus["samples"]),
-                   "--no-cache", "-q", "-o", str(empty)])
+    res = run_cli(
+        [
+            "audit",
+            str(tmp_path / "missing.json"),
+            "--samples",
+            str(corpus["samples"]),
+            "--no-cache",
+            "-q",
+            "-o",
+            str(empty),
+        ]
+    )
     assert res.exit_code == 3 and not empty.exists()
     assert "nothing was written" in res.output
 
@@ -371,8 +450,11 @@ def test_audit_shares_counts_and_traces(
     shutil.copy(tokenizers["base"], copy)
     progress: list[str] = []
     result = audit(
-        [tokenizers["base"], copy, tokenizers["extended"]], corpus["samples"], merges=120,
-        use_cache=False, groups={"de": "German"},
+        [tokenizers["base"], copy, tokenizers["extended"]],
+        corpus["samples"],
+        merges=120,
+        use_cache=False,
+        groups={"de": "German"},
         progress=lambda p: progress.append(p.stage),
     )
     assert isinstance(result, AuditResult)
@@ -416,11 +498,25 @@ def test_audit_usage_errors(corpus: dict[str, Any]) -> None:
 
 def test_default_groups() -> None:
     expected = {
-        "en": ENGLISH, "en_web": ENGLISH, "books": ENGLISH, "code": CODE, "python": CODE,
-        "cpp": CODE, "json": CODE, "rst": CODE, "de": LATIN_CYRILLIC, "ru": LATIN_CYRILLIC,
-        "uk": LATIN_CYRILLIC, "vi": LATIN_CYRILLIC, "sr_Latn": LATIN_CYRILLIC,
-        "uz-Cyrl": LATIN_CYRILLIC, "zh": OTHER_LANGUAGES, "ja": OTHER_LANGUAGES,
-        "el": OTHER_LANGUAGES, "ar": OTHER_LANGUAGES, "zh-Hans": OTHER_LANGUAGES,
+        "en": ENGLISH,
+        "en_web": ENGLISH,
+        "books": ENGLISH,
+        "code": CODE,
+        "python": CODE,
+        "cpp": CODE,
+        "json": CODE,
+        "rst": CODE,
+        "de": LATIN_CYRILLIC,
+        "ru": LATIN_CYRILLIC,
+        "uk": LATIN_CYRILLIC,
+        "vi": LATIN_CYRILLIC,
+        "sr_Latn": LATIN_CYRILLIC,
+        "uz-Cyrl": LATIN_CYRILLIC,
+        "zh": OTHER_LANGUAGES,
+        "ja": OTHER_LANGUAGES,
+        "el": OTHER_LANGUAGES,
+        "ar": OTHER_LANGUAGES,
+        "zh-Hans": OTHER_LANGUAGES,
         "math": "math",
     }
     assert {c: default_group(c) for c in expected} == expected
@@ -443,8 +539,11 @@ def test_groups_files(tmp_path: Path) -> None:
     mapped = group_categories(["de", "en", "ja"], load_groups(tmp_path / "g.csv"))
     assert mapped == {"de": "Germanic", "en": ENGLISH, "ja": OTHER_LANGUAGES}
     bad = {
-        "a.txt": "x", "b.csv": "de,Germanic,extra\n", "c.json": "[1, 2]",
-        "d.yaml": "de: [x: 1]\n", "e.json": json.dumps({"G": ["de"], "H": ["de"]}),
+        "a.txt": "x",
+        "b.csv": "de,Germanic,extra\n",
+        "c.json": "[1, 2]",
+        "d.yaml": "de: [x: 1]\n",
+        "e.json": json.dumps({"G": ["de"], "H": ["de"]}),
         "f.json": "{not json",
     }
     for name, text in bad.items():

@@ -313,9 +313,7 @@ def test_count_key_covers_everything_that_changes_word_counts(
         "budget": count_key(cat, base, 1001, "document"),
         "unit": count_key(cat, base, 1000, "line"),
         "pretokenizer": count_key(cat, PRESETS["gpt2"], 1000, "document"),
-        "normalizer": count_key(
-            cat, replace(base, normalizer_json='{"type":"NFKC"}'), 1000, "document"
-        ),
+        "normalizer": count_key(cat, replace(base, normalizer_json='{"type":"NFKC"}'), 1000, "document"),
         "byte-level flag": count_key(cat, replace(base, byte_level=False), 1000, "document"),
         "other category": count_key(discover(samples)[1], base, 1000, "document"),
     }
@@ -430,9 +428,7 @@ def test_cache_info_and_clear_from_the_command_line(
     assert runner.invoke(app, ["cache", "clear", "--cache-dir", str(cdir)]).exit_code == 0
 
 
-def test_cache_commands_use_the_environment_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cache_commands_use_the_environment_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXINFER_CACHE_DIR", str(tmp_path / "env-cache"))
     Cache(tmp_path / "env-cache").store("words", "k", {"a": np.arange(3)})
     result = CliRunner().invoke(app, ["cache", "clear"])

@@ -123,8 +123,7 @@ def test_sentencepiece_clusters_keep_exactly_the_training_merges() -> None:
     assert report.removed["inserted"] == report.removed["unreachable"] == 0
     assert report.order == "vocabulary id"
     assert report.ambiguous == 0
-    assert any(e.startswith(f"{SP} the") or e.startswith(f"{SP}th e")
-               for e in report.examples["redundant"])
+    assert any(e.startswith(f"{SP} the") or e.startswith(f"{SP}th e") for e in report.examples["redundant"])
     # Every kept merge's parts exist before it (order of creation).
     known = {ch.encode() for ch in CHARS}
     for a, b in cleaned.merges:
@@ -223,7 +222,8 @@ def test_real_llama_and_mistral(shared_tokenizers_dir, license_paragraph: str) -
         vocab = data["model"]["vocab"]
         added = {t["content"] for t in data["added_tokens"]}
         learned = [
-            k for k in vocab
+            k
+            for k in vocab
             if len(k) > 1 and k not in added and not re.match(r"^<0x..>$|^\[control_\d+\]$", k)
         ]
         assert (report.merges_before, report.merges_after) == (before, after)

@@ -472,8 +472,15 @@ def test_a_time_limit_gives_the_best_proportions_so_far(
 ) -> None:
     c = Ctx(tmp_path, small_bpe_tokenizer_json, samples)
     result, doc = run_ok(
-        c, str(samples), tmp_path / "out.json", "--time-limit", "0.001", "--solver", backend,
-        "--merges", "200",
+        c,
+        str(samples),
+        tmp_path / "out.json",
+        "--time-limit",
+        "0.001",
+        "--solver",
+        backend,
+        "--merges",
+        "200",
     )
     assert doc["solver"]["status"] == "time_limit"
     assert "time limit" in result.stderr and "warning:" in result.stderr
@@ -498,9 +505,7 @@ class _StatusProxy:
 
 
 # One constraint row: alpha_0 - alpha_1 + v_t + v_p >= 0, as per-category counts.
-_ONE_ROW = solver.RowData(
-    merge=np.array([[1.0, 0.0]]), pair=np.array([[0.0, 1.0]]), segment=np.array([0])
-)
+_ONE_ROW = solver.RowData(merge=np.array([[1.0, 0.0]]), pair=np.array([[0.0, 1.0]]), segment=np.array([0]))
 
 
 @pytest.mark.parametrize("status", ["kInfeasible", "kUnbounded", "kUnboundedOrInfeasible"])
@@ -657,9 +662,7 @@ def test_local_inference_uses_no_network_and_runs_nothing(
     assert again.proportions == result.proportions
 
 
-def test_the_cli_on_local_files_uses_no_network(
-    planted: Path, tmp_path: Path, no_network: None
-) -> None:
+def test_the_cli_on_local_files_uses_no_network(planted: Path, tmp_path: Path, no_network: None) -> None:
     output = tmp_path / "out.json"
     result = CliRunner().invoke(app, [
         "infer", str(tmp_path / "tok"), "--samples", str(tmp_path / "samples"), "--merges", "40",

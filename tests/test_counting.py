@@ -111,14 +111,10 @@ def _resolve(which: str) -> Pretokenizer:
 
 @pytest.mark.parametrize("unit", ["document", "line"])
 @pytest.mark.parametrize("which", _pretokenizers())
-def test_count_words_equals_pretokenizing_whole_documents(
-    which: str, unit: str, sample_dir: Path
-) -> None:
+def test_count_words_equals_pretokenizing_whole_documents(which: str, unit: str, sample_dir: Path) -> None:
     pretok = _resolve(which)
     categories = discover(sample_dir)
-    counts = counting.count_words(
-        categories, pretok, max_bytes=10**9, unit=unit, cache=None, workers=1
-    )
+    counts = counting.count_words(categories, pretok, max_bytes=10**9, unit=unit, cache=None, workers=1)
     assert [wc.category for wc in counts] == [c.name for c in categories]
     for cat, wc in zip(categories, counts, strict=True):
         texts = list(iter_documents(cat, max_bytes=10**9, unit=unit))
@@ -159,9 +155,9 @@ def test_parallel_counting_equals_serial(
     # Small batches: several per category, so results from different workers are merged.
     monkeypatch.setattr(counting, "_BATCH_BYTES", 7_000)
     parallel = counting.count_words(categories, pretok, max_bytes=40_000, cache=None, workers=2)
-    assert [
-        (wc.category, wc.words, wc.bytes, wc.documents, wc.warnings) for wc in parallel
-    ] == [(wc.category, wc.words, wc.bytes, wc.documents, wc.warnings) for wc in serial]
+    assert [(wc.category, wc.words, wc.bytes, wc.documents, wc.warnings) for wc in parallel] == [
+        (wc.category, wc.words, wc.bytes, wc.documents, wc.warnings) for wc in serial
+    ]
 
 
 def test_counts_survive_the_cache_roundtrip(sample_dir: Path, tmp_path: Path) -> None:

@@ -162,17 +162,13 @@ def stop_share(text: str, stop: frozenset[str]) -> float:
 
 
 def test_manifest_present() -> None:
-    assert MANIFEST_PATH.exists(), (
-        "data_samples/MANIFEST.json missing: run scripts/build_data_samples.py"
-    )
+    assert MANIFEST_PATH.exists(), "data_samples/MANIFEST.json missing: run scripts/build_data_samples.py"
     assert (ROOT / "MANIFEST.md").exists()
     assert "en" in GENERAL and "code" in GENERAL
     assert len(NATURAL) - 1 >= 10, f"need >= 10 natural languages besides English, have {NATURAL}"
     assert len(PROGRAMMING) >= 8, PROGRAMMING
     for code in NATURAL:
-        assert code == "en" or code in LANGS, (
-            f"no expectations for general/{code}: add them to LANGS"
-        )
+        assert code == "en" or code in LANGS, f"no expectations for general/{code}: add them to LANGS"
 
 
 @pytest.mark.parametrize("key", [pytest.param(k, id=k) for k in sorted(CATEGORIES)])
@@ -275,9 +271,7 @@ def test_prose_not_option_lists(code: str) -> None:
     lines = [ln for ln in text_of(f"general/{code}").splitlines() if ln.strip()]
     options = sum(1 for ln in lines if re.match(r"\s*--?[A-Za-z]", ln))
     prompts = sum(1 for ln in lines if re.match(r"\s*[$#] \S", ln))
-    assert options + prompts <= 0.01 * len(lines), (
-        f"{code}: {options} option and {prompts} prompt lines"
-    )
+    assert options + prompts <= 0.01 * len(lines), f"{code}: {options} option and {prompts} prompt lines"
 
 
 @pytest.mark.parametrize("lang", [pytest.param(c, id=c) for c in PROGRAMMING])

@@ -121,9 +121,7 @@ def _lp_inputs(tok_path: Path, samples: Path, merges: int) -> tuple[MixtureLP, l
     counts = count_words(cats, tok.pretokenizer, max_bytes=60_000, workers=1)
     table = TokenTable.build(tok)
     traces = [replay(wc.words, table, merges) for wc in counts]
-    return MixtureLP(traces, [wc.bytes for wc in counts], table.merge_codes), [
-        wc.category for wc in counts
-    ]
+    return MixtureLP(traces, [wc.bytes for wc in counts], table.merge_codes), [wc.category for wc in counts]
 
 
 def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
@@ -174,9 +172,7 @@ def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
     return float(h.getInfo().objective_function_value), x[:n]
 
 
-@pytest.mark.parametrize(
-    "solver", [pytest.param("highs", id="highspy"), pytest.param("cbc", id="pulp-cbc")]
-)
+@pytest.mark.parametrize("solver", [pytest.param("highs", id="highspy"), pytest.param("cbc", id="pulp-cbc")])
 def test_lazy_lp_reaches_the_full_lp_optimum(
     mixture_case: tuple[Path, Path, dict[str, float]], solver: str
 ) -> None:

@@ -44,8 +44,9 @@ def test_png_and_svg_from_long_csv(reports: dict[str, Path], tmp_path: Path) -> 
     png = plot_report(reports["long"], tmp_path / "pics" / "mixtures.png")
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 5000
-    svg = plot_report(reports["long"], tmp_path / "mixtures.svg", by="category",
-                      orientation="vertical", title="Test")
+    svg = plot_report(
+        reports["long"], tmp_path / "mixtures.svg", by="category", orientation="vertical", title="Test"
+    )
     text = svg.read_text(encoding="utf-8")
     assert "<svg" in text and "Test" in text
     # Percentages are printed on segments of at least 5%, not on smaller ones.

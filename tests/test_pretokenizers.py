@@ -133,14 +133,10 @@ def test_gemma_has_no_dummy_prefix() -> None:
         pytest.param("llama3", LLAMA3_PATTERN, id="llama3"),
     ],
 )
-def test_regex_presets_split_like_the_pattern_itself(
-    name: str, pattern: str, license_text: str
-) -> None:
+def test_regex_presets_split_like_the_pattern_itself(name: str, pattern: str, license_text: str) -> None:
     # The `regex` module is what tiktoken's pure-Python reference uses for pat_str.
     text = license_text[:20_000] + SAMPLE
-    assert words(name, text) == [
-        encode_byte_level(w.encode()) for w in regex.findall(pattern, text)
-    ]
+    assert words(name, text) == [encode_byte_level(w.encode()) for w in regex.findall(pattern, text)]
 
 
 @settings(max_examples=80, deadline=None)
@@ -183,9 +179,7 @@ def test_regex_presets_agree_with_the_pattern_on_tricky_text(text: str) -> None:
 
 
 def test_possessive_intervals_become_atomic_groups_for_oniguruma() -> None:
-    assert (
-        onig_compatible(r"\p{N}{1,3}+|[ab]{2}+|x{3,}+") == r"(?>\p{N}{1,3})|(?>[ab]{2})|(?>x{3,})"
-    )
+    assert onig_compatible(r"\p{N}{1,3}+|[ab]{2}+|x{3,}+") == r"(?>\p{N}{1,3})|(?>[ab]{2})|(?>x{3,})"
     assert onig_compatible(O200K_PATTERN) == O200K_PATTERN
     # The exact tiktoken string is what is stored as the constant.
     assert r"\p{N}{1,3}+" in CL100K_PATTERN
@@ -201,9 +195,7 @@ def test_tiktoken_patterns_are_copied_exactly(monkeypatch: pytest.MonkeyPatch) -
 
 
 texts = st.text(st.characters(codec="utf-8"), max_size=120)
-mixed = st.lists(
-    st.sampled_from(["a", "Z", "é", "中", "1", "42", " ", "  ", "\n", "\t", ".", "'s", "▁"])
-)
+mixed = st.lists(st.sampled_from(["a", "Z", "é", "中", "1", "42", " ", "  ", "\n", "\t", ".", "'s", "▁"]))
 
 
 @settings(max_examples=60, deadline=None)

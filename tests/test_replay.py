@@ -33,9 +33,7 @@ def apply_merges(word: bytes, merges: list[tuple[bytes, bytes]]) -> list[bytes]:
     return parts
 
 
-def brute_counts(
-    words: dict[bytes, int], merges: list[tuple[bytes, bytes]]
-) -> Counter[tuple[bytes, bytes]]:
+def brute_counts(words: dict[bytes, int], merges: list[tuple[bytes, bytes]]) -> Counter[tuple[bytes, bytes]]:
     counts: Counter[tuple[bytes, bytes]] = Counter()
     for w, n in words.items():
         parts = apply_merges(w, merges)
@@ -62,9 +60,7 @@ def check(words: dict[bytes, int], merges: list[tuple[bytes, bytes]], steps: lis
     trace = replay(words, table, len(merges))
     inv = {v: k for k, v in table.ids.items()}
     for t in steps:
-        got = {
-            (inv[c // table.size], inv[c % table.size]): n for c, n in trace.counts_at(t).items()
-        }
+        got = {(inv[c // table.size], inv[c % table.size]): n for c, n in trace.counts_at(t).items()}
         assert got == dict(brute_counts(words, merges[:t])), f"step {t}"
 
 

@@ -50,10 +50,7 @@ def write_json(path: Path, doc: Any) -> Path:
 
 
 def write_tiktoken(path: Path, ranks: dict[bytes, int]) -> Path:
-    lines = [
-        f"{base64.b64encode(t).decode()} {r}"
-        for t, r in sorted(ranks.items(), key=lambda kv: kv[1])
-    ]
+    lines = [f"{base64.b64encode(t).decode()} {r}" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])]
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
     return path
 
@@ -102,16 +99,12 @@ def small_merges(small_doc: dict[str, Any]) -> list[tuple[bytes, bytes]]:
 
 
 def as_strings(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["model"]["merges"] = [
-        " ".join(m) if isinstance(m, list) else m for m in doc["model"]["merges"]
-    ]
+    doc["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in doc["model"]["merges"]]
     return doc
 
 
 def as_lists(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["model"]["merges"] = [
-        m.split(" ") if isinstance(m, str) else m for m in doc["model"]["merges"]
-    ]
+    doc["model"]["merges"] = [m.split(" ") if isinstance(m, str) else m for m in doc["model"]["merges"]]
     return doc
 
 
@@ -180,9 +173,7 @@ def test_directory_with_tokenizer_json(small_bpe_tokenizer_json: Path, small_mer
     assert tok.merges == small_merges
 
 
-def test_vocab_json_and_merges_txt(
-    small_doc: dict[str, Any], small_merges: list, tmp_path: Path
-) -> None:
+def test_vocab_json_and_merges_txt(small_doc: dict[str, Any], small_merges: list, tmp_path: Path) -> None:
     write_json(tmp_path / "vocab.json", small_doc["model"]["vocab"])
     lines = ["#version: 0.2"] + [" ".join(m) for m in small_doc["model"]["merges"]]
     (tmp_path / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -352,9 +343,7 @@ def test_merges_recovered_from_tiktoken_ranks_reproduce_tiktoken(
     assert tok.pretokenizer.name == "default"
     assert any("file name" in n and "`default`" in n for n in tok.notes)
 
-    enc = tiktoken.Encoding(
-        name="small", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={}
-    )
+    enc = tiktoken.Encoding(name="small", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={})
     text = license_text[100_000:130_000]
     expected = [enc.decode_single_token_bytes(t) for t in enc.encode(text, disallowed_special=())]
     cache: dict[str, list[bytes]] = {}
@@ -410,9 +399,7 @@ def test_tiktoken_registry_name_uses_the_encodings_pat_str(
 
 def test_recover_merges_on_the_published_gpt2_vocabulary(shared_tokenizers_dir: Path) -> None:
     doc = json.loads((shared_tokenizers_dir / "gpt-2.json").read_text(encoding="utf-8"))
-    ranks = {
-        decode_byte_level(t): i for t, i in doc["model"]["vocab"].items() if t != "<|endoftext|>"
-    }
+    ranks = {decode_byte_level(t): i for t, i in doc["model"]["vocab"].items() if t != "<|endoftext|>"}
     assert recover_merges(ranks) == hf_merges(doc)
 
 
@@ -611,9 +598,7 @@ def test_bad_input_raises_a_clear_error(
         load_tokenizer(source, offline=True)
 
 
-def test_tiktoken_registry_offline_without_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_tiktoken_registry_offline_without_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tiktoken.registry
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
@@ -634,9 +619,7 @@ JSON_VALUES = st.one_of(
     st.text(max_size=4),
     st.sampled_from(["\ud800", "▁", "Ġ", "<0x41>", "Ġ t", "BPE", "WordPiece"]),
     st.lists(st.text(max_size=3), max_size=3),
-    st.dictionaries(
-        st.sampled_from(["type", "a", "merges", "vocab"]), st.text(max_size=3), max_size=2
-    ),
+    st.dictionaries(st.sampled_from(["type", "a", "merges", "vocab"]), st.text(max_size=3), max_size=2),
 )
 
 
