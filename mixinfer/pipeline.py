@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
+from typing import Any
 
 from mixinfer.cache import Cache, default_cache_dir, make_key
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
@@ -228,27 +229,14 @@ def infer(
         "fingerprint": tok.pretokenizer.fingerprint(),
     }
 
-    if len(categories) == 1:
-        notes.append(
-            f"only one category ('{categories[0].name}'): the answer is trivially 100%; add more "
-            f"categories to {samples_dir} for a real inference"
-        )
-        timing["replay"] = timing["solve"] = 0.0
-        timing["total"] = time.monotonic() - t0
+    def finish(proportions: dict[str, float], solver_info: dict[str, Any]) -> InferenceResult:
         return InferenceResult(
-            {categories[0].name: 1.0},
+            proportions,
             str(tok.source),
             n_merges,
             len(tok.merges),
             pretok_info,
-            {
-                "name": "none",
-                "status": "trivial",
-                "objective": 0.0,
-                "rounds": 0,
-                "constraints": 0,
-                "variables": 0,
-            },
+            solver_info,
             timing,
             stats,
             unit,
@@ -260,6 +248,25 @@ def infer(
             truth_source,
             cleaning=cleaning.to_dict(),
             base=base_info,
+        )
+
+    if len(categories) == 1:
+        notes.append(
+            f"only one category ('{categories[0].name}'): the answer is trivially 100%; add more "
+            f"categories to {samples_dir} for a real inference"
+        )
+        timing["replay"] = timing["solve"] = 0.0
+        timing["total"] = time.monotonic() - t0
+        return finish(
+            {categories[0].name: 1.0},
+            {
+                "name": "none",
+                "status": "trivial",
+                "objective": 0.0,
+                "rounds": 0,
+                "constraints": 0,
+                "variables": 0,
+            },
         )
 
     t = time.monotonic()
@@ -325,25 +332,7 @@ def infer(
     timing["solve"] = time.monotonic() - t
     timing["total"] = time.monotonic() - t0
     proportions = {c.name: float(a) for c, a in zip(categories, alpha, strict=True)}
-    return InferenceResult(
-        proportions,
-        str(tok.source),
-        n_merges,
-        len(tok.merges),
-        pretok_info,
-        solver_info,
-        timing,
-        stats,
-        unit,
-        max_bytes,
-        start_merge,
-        notes,
-        warnings,
-        truth_map,
-        truth_source,
-        cleaning=cleaning.to_dict(),
-        base=base_info,
-    )
+    return finish(proportions, solver_info)
 
 
 def prepare_merges(tok: BPETokenizer, clean: bool) -> tuple[BPETokenizer, CleaningReport]:
