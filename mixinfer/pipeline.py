@@ -20,7 +20,7 @@ from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import TokenTable, Trace, cached_replay, replay, trace_key
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, Category, bundled_samples_dir, discover
-from mixinfer.solver import ROWS_PER_ROUND, MixtureLP, solve
+from mixinfer.solver import MixtureLP, solve
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 DEFAULT_MERGES = 30000
@@ -303,7 +303,6 @@ def infer(
             lp,
             solver=solver,
             time_limit=remaining,
-            rows_per_round=max(ROWS_PER_ROUND, 4 * (n_merges - start_merge)),
             progress=progress,
         )
         notes += solver_notes

@@ -504,18 +504,28 @@ class _StatusProxy:
         return self._status
 
 
-# One constraint row: alpha_0 - alpha_1 + v_t + v_p >= 0, as per-category counts.
-_ONE_ROW = solver.RowData(merge=np.array([[1.0, 0.0]]), pair=np.array([[0.0, 1.0]]), segment=np.array([0]))
+def _two_category_lp() -> solver.MixtureLP:
+    """A two-step, two-category LP: pair 2 beats the first merge (pair 1) in category 1."""
+    from mixinfer.replay import Trace
+
+    def trace(codes: list[int], counts: list[int]) -> Trace:
+        empty = np.zeros(0, dtype=np.int64)
+        return Trace(2, np.array(codes), np.array(counts), empty, empty, empty)
+
+    return solver.MixtureLP([trace([1, 2], [5, 1]), trace([1, 2], [1, 5])], [10**6, 10**6], np.array([1, 3]))
 
 
 @pytest.mark.parametrize("status", ["kInfeasible", "kUnbounded", "kUnboundedOrInfeasible"])
 def test_highs_reporting_an_impossible_status_is_a_solver_error(status: str) -> None:
     import highspy
 
-    backend = solver.HighsBackend(2)
+    lp = _two_category_lp()
+    backend = solver.HighsBackend(lp)
     code = getattr(highspy.HighsModelStatus, status)
     backend.h = _StatusProxy(backend.h, code)
-    backend.add_rows(np.array([0]), np.array([1]), _ONE_ROW)
+    segments, nodes, _ = lp.violations(np.array([0.5, 0.5]), np.zeros(lp.steps), np.zeros(lp.pairs))
+    assert len(segments) > 0
+    backend.add_rows(segments, nodes)
     with pytest.raises(errors.SolverError) as info:
         backend.solve(None)
     text = str(info.value)
@@ -529,8 +539,10 @@ def test_pulp_reporting_an_impossible_status_is_a_solver_error(
 ) -> None:
     import pulp
 
-    backend = solver.PulpBackend(2, "cbc")
-    backend.add_rows(np.array([0]), np.array([1]), _ONE_ROW)
+    lp = _two_category_lp()
+    backend = solver.PulpBackend(lp, "cbc")
+    segments, nodes, _ = lp.violations(np.array([0.5, 0.5]), np.zeros(lp.steps), np.zeros(lp.pairs))
+    backend.add_rows(segments, nodes)
     monkeypatch.setattr(pulp.LpProblem, "solve", lambda self, *a, **k: status)
     with pytest.raises(errors.SolverError, match=f"reported '{pulp.LpStatus[status]}'"):
         backend.solve(None)

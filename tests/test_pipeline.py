@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import mixinfer
@@ -115,13 +117,14 @@ def test_recovers_a_known_mixture_of_real_text(
     assert again.proportions == result.proportions
 
 
-def _lp_inputs(tok_path: Path, samples: Path, merges: int) -> tuple[MixtureLP, list[str]]:
+def _lp_inputs(tok_path: Path, samples: Path, merges: int, start: int = 0) -> tuple[MixtureLP, list[str]]:
     tok = mixinfer.load_tokenizer(tok_path)
     cats = discover(samples)
     counts = count_words(cats, tok.pretokenizer, max_bytes=60_000, workers=1)
     table = TokenTable.build(tok)
     traces = [replay(wc.words, table, merges) for wc in counts]
-    return MixtureLP(traces, [wc.bytes for wc in counts], table.merge_codes), [wc.category for wc in counts]
+    lp = MixtureLP(traces, [wc.bytes for wc in counts], table.merge_codes, start=start)
+    return lp, [wc.category for wc in counts]
 
 
 def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
@@ -206,3 +209,68 @@ def test_demo_tokenizer_recovers_its_truth(tmp_path: Path) -> None:
     truth = json.loads((demo.parent / "truth.json").read_text())["proportions"]
     assert result.truth == pytest.approx(truth)
     assert result.log10_mse is not None and result.log10_mse <= -4.0, result.to_frame()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_tree_cover_splits_a_range_into_disjoint_nodes(data: st.DataObject) -> None:
+    steps = data.draw(st.integers(1, 3000), label="steps")
+    lo = data.draw(st.integers(0, steps - 1), label="lo")
+    hi = data.draw(st.integers(lo + 1, steps), label="hi")
+    lp = _tree_only_lp(steps)
+    which, nodes = lp.cover(np.array([lo]), np.array([hi]))
+    assert (which == 0).all()
+    n_lo, n_hi = lp.node_bounds(nodes)
+    covered = np.concatenate([np.arange(a, b) for a, b in zip(n_lo, n_hi, strict=True)])
+    assert sorted(covered.tolist()) == list(range(lo, hi))  # disjoint, and exactly the range
+    assert len(nodes) <= 2 * max(1, (hi - lo).bit_length())
+    # Every covering node is a node of the tree the backends build.
+    assert set(nodes.tolist()) <= set(lp.tree_nodes().tolist())
+
+
+def _tree_only_lp(steps: int) -> MixtureLP:
+    from mixinfer.replay import Trace
+
+    empty = np.zeros(0, dtype=np.int64)
+    trace = Trace(steps, np.array([1]), np.array([1]), empty, empty, empty)
+    return MixtureLP([trace], [10**6], np.arange(2, steps + 2))
+
+
+@pytest.mark.parametrize("start", [pytest.param(0, id="from-step-0"), pytest.param(17, id="from-step-17")])
+def test_violation_search_matches_a_brute_force_check(
+    mixture_case: tuple[Path, Path, dict[str, float]], start: int
+) -> None:
+    """At random points, the rows found are exactly the segments with a violated (t, p)."""
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=80, start=start)
+    rng = np.random.default_rng(7)
+    pairs = np.arange(lp.pairs)
+    for _ in range(4):
+        alpha = rng.dirichlet(np.ones(lp.n))
+        v_step = rng.exponential(20.0, lp.steps) * (rng.random(lp.steps) < 0.5)
+        v_pair = rng.exponential(20.0, lp.pairs) * (rng.random(lp.pairs) < 0.5)
+        segments, nodes, viol = lp.violations(alpha, v_step, v_pair)
+        found: dict[tuple[int, int], float] = {}
+        for s, node, v in zip(segments.tolist(), nodes.tolist(), viol.tolist(), strict=True):
+            found[(int(lp.seg_pair[s]), node)] = max(found.get((int(lp.seg_pair[s]), node), 0.0), v)
+        # Brute force: every (t, p) constraint, grouped by the pair and the node holding t.
+        expected: dict[tuple[int, int], float] = {}
+        for t in range(lp.start, lp.T):
+            others = pairs[pairs != lp.merge_pair[t]]
+            coefs = lp.coefficients(np.full(len(others), t), others)
+            slack = coefs @ alpha + v_step[t - lp.start] + v_pair[others]
+            for p, sl in zip(others.tolist(), slack.tolist(), strict=True):
+                if -sl > 1e-6 * max(1.0, abs(sl)) + 1e-6:
+                    seg = np.searchsorted(lp.seg_key, p * (lp.T + 1) + t, side="right") - 1
+                    lo, hi = max(int(lp.seg_start[seg]), lp.start) - lp.start, int(lp.seg_hi[seg])
+                    _, cover = lp.cover(np.array([lo]), np.array([hi]))
+                    n_lo, n_hi = lp.node_bounds(cover)
+                    k = t - lp.start
+                    node = int(cover[(n_lo <= k) & (k < n_hi)][0])
+                    expected[(p, node)] = max(expected.get((p, node), 0.0), -sl)
+        assert expected, "the random points should violate some constraints"
+        # Borderline rows (violated by about the tolerance) may fall either way.
+        assert {k for k, v in expected.items() if v > 1e-3} <= set(found)
+        assert {k for k, v in found.items() if v > 1e-3} <= set(expected)
+        for key in set(found) & set(expected):
+            assert math.isclose(found[key], expected[key], rel_tol=1e-6, abs_tol=1e-5)
