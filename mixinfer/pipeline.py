@@ -20,7 +20,7 @@ from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import TokenTable, Trace, cached_replay, replay, trace_key
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, Category, bundled_samples_dir, discover
-from mixinfer.solver import MixtureLP, solve
+from mixinfer.solver import LP_FORMULATION, MixtureLP, solve
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 DEFAULT_MERGES = 30000
@@ -279,6 +279,7 @@ def infer(
     # so it is cached too: a warm run then only loads. Time-limited results are never stored.
     solution_key = make_key(
         "solution",
+        LP_FORMULATION,
         [trace_key(k, tok, n_merges) for k in keys],
         [wc.bytes for wc in counts],
         start_merge,

@@ -49,6 +49,8 @@ from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import Trace
 
 SOLVERS = ("auto", "highs", "cbc")
+# Part of the cache key of stored solutions: bump when the LP or its tie-breaking changes.
+LP_FORMULATION = "segment-tree-1"
 # Counts are expressed per this many bytes of a category's sample.
 SCALE = 1e6
 # A constraint counts as violated only beyond this (in counts per million bytes).
