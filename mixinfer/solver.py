@@ -57,10 +57,12 @@ SCALE = 1e6
 TOLERANCE = 1e-6
 # Rows added per round, the most violated first: larger batches change speed, not the optimum.
 ROWS_PER_ROUND = 10_000
-# Rows that are no longer binding (basic slack) are pruned once there are this many generated
-# rows and more than PRUNE_FACTOR times the columns; pruning never changes the optimum.
-PRUNE_MIN = 50_000
-PRUNE_FACTOR = 2
+# Rows that are no longer binding (basic slack) are pruned after every round that still found
+# more violated rows than it could add, once there are this many generated rows. Pruning never
+# changes the optimum; it keeps each re-solve small. In the last rounds (few violations left) it
+# stops, since rows pruned there tend to come straight back. Measured on GPT-2, 13 categories,
+# T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
+PRUNE_MIN = 10_000
 
 
 def rows_per_round_for(steps: int) -> int:
@@ -686,8 +688,7 @@ def solve(
         if state == "time_limit":
             status = "time_limit"
             break
-        generated = len(backend.present)
-        if generated > PRUNE_MIN and generated > PRUNE_FACTOR * backend.columns:
+        if len(backend.present) > PRUNE_MIN and len(viol) > rows_per_round:
             backend.prune()
     result = SolveResult(
         proportions=alpha,
