@@ -268,6 +268,7 @@ def audit(
     unit: str = "document",
     groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
     clean: bool = True,
+    normalize: str = "bytes",
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     workers: int | None = None,
@@ -280,7 +281,7 @@ def audit(
     Args:
         tokenizers: tokenizer sources (see :func:`mixinfer.load_tokenizer`) or loaded tokenizers.
         samples: the samples directory (default: the bundled samples).
-        merges, max_bytes, solver, time_limit, unit, clean, workers, offline: as for
+        merges, max_bytes, solver, time_limit, unit, clean, normalize, workers, offline: as for
             :func:`mixinfer.infer` (``time_limit`` applies to each tokenizer's LP).
         groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
             does not name get the default group (:func:`mixinfer.groups.default_group`).
@@ -393,6 +394,7 @@ def audit(
                     time_limit=time_limit,
                     unit=unit,
                     clean=clean,
+                    normalize=normalize,
                     workers=workers,
                     offline=offline,
                     cache=cache,

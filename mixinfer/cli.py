@@ -291,6 +291,14 @@ def infer_command(
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Use the merge list as loaded, without cleaning.")
     ] = False,
+    normalize: Annotated[
+        str,
+        typer.Option(
+            "--normalize",
+            help="bytes | pairs: the unit of each category's counts in the LP (bytes: the paper's; "
+            "pairs: less weight soaked up by multi-byte scripts in SentencePiece tokenizers).",
+        ),
+    ] = "bytes",
     offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -319,6 +327,7 @@ def infer_command(
                 progress=view,
                 clean=not no_clean,
                 base=base,
+                normalize=normalize,
             )
         check_interrupted()
         _emit(result, output, out_fmt, quiet)
@@ -475,6 +484,14 @@ def audit_command(
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Use merge lists as loaded, without cleaning.")
     ] = False,
+    normalize: Annotated[
+        str,
+        typer.Option(
+            "--normalize",
+            help="bytes | pairs: the unit of each category's counts in the LP (bytes: the paper's; "
+            "pairs: less weight soaked up by multi-byte scripts in SentencePiece tokenizers).",
+        ),
+    ] = "bytes",
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
@@ -527,6 +544,7 @@ def audit_command(
                 unit=unit,
                 groups=groups,
                 clean=not no_clean,
+                normalize=normalize,
                 cache_dir=cache_dir,
                 use_cache=not no_cache,
                 offline=True if offline else None,

@@ -11,6 +11,8 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mixinfer.cache import Cache, default_cache_dir, make_key
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_key, count_words
@@ -30,6 +32,10 @@ TRUTH_FILE = "truth.json"
 def _replay_job(args: tuple[dict[bytes, int], TokenTable, int]) -> Trace:
     words, table, merges = args
     return replay(words, table, merges)
+
+
+NORMALIZE = ("bytes", "pairs")
+"""Units for the per-category counts of the LP (see :func:`infer`)."""
 
 
 def build_traces(
@@ -117,6 +123,7 @@ def infer(
     clean: bool = True,
     base: str | os.PathLike[str] | BPETokenizer | None = None,
     cache: Cache | None = None,
+    normalize: str = "bytes",
 ) -> InferenceResult:
     """Infer the training mixture of a BPE tokenizer from per-category sample text.
 
@@ -146,6 +153,12 @@ def infer(
             in ``result.base`` and used as ``start_merge`` (cannot be combined with it).
         cache: a ready cache object, overriding ``cache_dir`` / ``use_cache`` (used by audits to
             share word counts and traces between tokenizers).
+        normalize: the unit the LP measures each category's counts in: ``bytes`` (the paper's
+            setting) or ``pairs`` (its initial pair count). Without sampling noise both give the
+            same mixture; with noise, ``pairs`` weighs violations per pair rather than per byte,
+            which stops scripts with several bytes per character (CJK) from soaking up weight
+            in character-level (SentencePiece) tokenizers. Proportions are reported in bytes
+            either way.
 
     Returns:
         An :class:`InferenceResult`.
@@ -158,6 +171,8 @@ def infer(
         raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
     if time_limit is not None and time_limit <= 0:
         raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+    if normalize not in NORMALIZE:
+        raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZE)}")
     timing: dict[str, float] = {}
     t0 = time.monotonic()
     if isinstance(tokenizer, BPETokenizer):
@@ -284,6 +299,7 @@ def infer(
         [wc.bytes for wc in counts],
         start_merge,
         solver,
+        normalize,
     )
     hit = cache.load("solution", solution_key)
     if hit is not None:
@@ -296,7 +312,11 @@ def infer(
         notes += hit[1]["notes"]
     else:
         table_codes = TokenTable.build(tok).merge_codes
-        lp = MixtureLP(traces, [wc.bytes for wc in counts], table_codes, start=start_merge)
+        sample_bytes = np.array([wc.bytes for wc in counts], dtype=float)
+        units = sample_bytes
+        if normalize == "pairs":
+            units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
+        lp = MixtureLP(traces, units.tolist(), table_codes, start=start_merge)
         # No floor here: a limit already spent building the LP stops the solver before its first
         # round (the starting point is returned, marked time_limit), so small limits are honoured.
         remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t), 0.0)
@@ -314,6 +334,10 @@ def infer(
                 f"are the best found so far, not the optimum; raise --time-limit for an exact answer"
             )
         alpha = result.proportions
+        if normalize == "pairs":
+            # alpha counts each category's pairs; a category's bytes per pair turn it into bytes.
+            alpha = alpha * sample_bytes / units
+            alpha = alpha / alpha.sum()
         solver_info = {
             "name": result.backend,
             "status": result.status,
@@ -323,6 +347,7 @@ def infer(
             "variables": result.variables,
             "pairs": lp.pairs,
             "max_violation": result.max_violation,
+            "normalize": normalize,
             "solver_seconds": result.seconds,
         }
         if result.status == "optimal":

@@ -274,3 +274,45 @@ def test_violation_search_matches_a_brute_force_check(
         assert {k for k, v in found.items() if v > 1e-3} <= set(expected)
         for key in set(found) & set(expected):
             assert math.isclose(found[key], expected[key], rel_tol=1e-6, abs_tol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def exact_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, float]]:
+    """A tokenizer whose samples are exactly its training text, so the LP has no noise to absorb."""
+    cats = {"en": 120_000, "ja": 90_000, "code": 60_000}
+    if not all((GENERAL / c).is_dir() for c in cats):
+        pytest.skip("bundled samples data_samples/general are not built")
+    root = tmp_path_factory.mktemp("exact")
+    train: list[str] = []
+    sizes: dict[str, int] = {}
+    for c, limit in cats.items():
+        docs = _documents(c, limit)
+        (root / "samples" / c).mkdir(parents=True)
+        for i, d in enumerate(docs):
+            (root / "samples" / c / f"{i:04d}.txt").write_text(d, encoding="utf-8")
+        train += docs
+        sizes[c] = sum(len(d.encode()) for d in docs)
+    _train(train, 256 + 400).save(str(root / "tokenizer.json"))
+    total = sum(sizes.values())
+    return root / "tokenizer.json", root / "samples", {c: b / total for c, b in sizes.items()}
+
+
+@pytest.mark.parametrize(
+    "normalize", [pytest.param("bytes", id="per-byte"), pytest.param("pairs", id="per-pair")]
+)
+def test_both_count_units_recover_a_noise_free_mixture_in_bytes(
+    exact_case: tuple[Path, Path, dict[str, float]], normalize: str, tmp_path: Path
+) -> None:
+    tok_path, samples, truth = exact_case
+    result = mixinfer.infer(tok_path, samples, merges=300, normalize=normalize, cache_dir=tmp_path)
+    assert result.solver["status"] == "optimal" and result.solver["normalize"] == normalize
+    for c, p in truth.items():
+        assert abs(result.proportions[c] - p) < 1e-6, (c, result.proportions, truth)
+
+
+def test_unknown_normalize_is_a_usage_error(exact_case: tuple[Path, Path, dict[str, float]]) -> None:
+    from mixinfer.errors import UsageError
+
+    tok_path, samples, _ = exact_case
+    with pytest.raises(UsageError, match="--normalize"):
+        mixinfer.infer(tok_path, samples, merges=10, normalize="tokens", use_cache=False)
