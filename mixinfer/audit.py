@@ -35,11 +35,11 @@ from mixinfer.cleaning import clean_merges
 from mixinfer.counting import count_key
 from mixinfer.errors import MixinferError, UsageError
 from mixinfer.groups import group_categories, group_order, load_groups
-from mixinfer.pipeline import DEFAULT_MERGES, infer
+from mixinfer.pipeline import DEFAULT_MERGES, check_options, infer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import trace_key
 from mixinfer.report import InferenceResult
-from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, bundled_samples_dir, discover
+from mixinfer.samples import DEFAULT_MAX_BYTES, bundled_samples_dir, discover
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 if TYPE_CHECKING:
@@ -297,14 +297,7 @@ def audit(
     """
     if not tokenizers:
         raise UsageError("give at least one tokenizer to audit")
-    if merges <= 0:
-        raise UsageError(f"--merges must be a positive number of merges, not {merges}")
-    if max_bytes <= 0:
-        raise UsageError(f"--max-bytes must be a positive number of bytes, not {max_bytes}")
-    if unit not in UNITS:
-        raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
-    if time_limit is not None and time_limit <= 0:
-        raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+    check_options(merges, max_bytes, unit, time_limit, normalize)
     t_start = time.monotonic()
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     samples_dir = Path(samples) if samples is not None else bundled_samples_dir()

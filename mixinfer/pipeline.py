@@ -38,6 +38,20 @@ NORMALIZE = ("bytes", "pairs")
 """Units for the per-category counts of the LP (see :func:`infer`)."""
 
 
+def check_options(merges: int, max_bytes: int, unit: str, time_limit: float | None, normalize: str) -> None:
+    """Reject option values no run can use (shared by :func:`infer` and audits)."""
+    if merges <= 0:
+        raise UsageError(f"--merges must be a positive number of merges, not {merges}")
+    if max_bytes <= 0:
+        raise UsageError(f"--max-bytes must be a positive number of bytes, not {max_bytes}")
+    if unit not in UNITS:
+        raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
+    if time_limit is not None and time_limit <= 0:
+        raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+    if normalize not in NORMALIZE:
+        raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZE)}")
+
+
 def build_traces(
     counts: Sequence[WordCounts],
     keys: Sequence[str],
@@ -163,16 +177,7 @@ def infer(
     Returns:
         An :class:`InferenceResult`.
     """
-    if merges <= 0:
-        raise UsageError(f"--merges must be a positive number of merges, not {merges}")
-    if max_bytes <= 0:
-        raise UsageError(f"--max-bytes must be a positive number of bytes, not {max_bytes}")
-    if unit not in UNITS:
-        raise UsageError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
-    if time_limit is not None and time_limit <= 0:
-        raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
-    if normalize not in NORMALIZE:
-        raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZE)}")
+    check_options(merges, max_bytes, unit, time_limit, normalize)
     timing: dict[str, float] = {}
     t0 = time.monotonic()
     if isinstance(tokenizer, BPETokenizer):
