@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 import mixinfer
 from mixinfer.counting import count_words
 from mixinfer.replay import TokenTable, replay
 from mixinfer.samples import discover
+from mixinfer.simulate import train_bpe
 from mixinfer.solver import SCALE, MixtureLP, solve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,22 +38,9 @@ def _documents(category: str, limit: int) -> list[str]:
     return docs
 
 
-def _train(docs: list[str], vocab: int) -> Tokenizer:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(docs, trainer=trainer)
-    return tok
+def _train(docs: list[str], vocab: int, path: Path) -> None:
+    """The controlled setting's tokenizer (the one ``mixinfer simulate`` trains), saved to ``path``."""
+    path.write_text(train_bpe(docs, vocab), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +68,8 @@ def mixture_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
             train_docs.append(d)
             got += len(d.encode())
         true_bytes[c] = got
-    tok = _train(train_docs, 256 + 1200)
     tok_path = root / "tokenizer.json"
-    tok.save(str(tok_path))
+    _train(train_docs, 256 + 1200, tok_path)
     s = sum(true_bytes.values())
     return tok_path, root / "samples", {c: b / s for c, b in true_bytes.items()}
 
@@ -292,7 +278,7 @@ def exact_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, di
             (root / "samples" / c / f"{i:04d}.txt").write_text(d, encoding="utf-8")
         train += docs
         sizes[c] = sum(len(d.encode()) for d in docs)
-    _train(train, 256 + 400).save(str(root / "tokenizer.json"))
+    _train(train, 256 + 400, root / "tokenizer.json")
     total = sum(sizes.values())
     return root / "tokenizer.json", root / "samples", {c: b / total for c, b in sizes.items()}
 
