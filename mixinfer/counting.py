@@ -1,11 +1,18 @@
 """Counting pretokens ("words") per category with the tokenizer's own normalizer and pre-tokenizer.
 
-Speed comes from pretokenizing each *distinct* piece of text once. A document is normalised whole,
-then cut before every space that sits between two non-space characters: every pre-tokenizer that
-splits at spaces (byte-level regexes, Metaspace, whitespace splitters) cuts there too, and HF
-pre-tokenizer sequences only refine cuts, never join them, so counting the pieces and pretokenizing
-each distinct piece with ``tokenizers`` gives exactly the counts of pretokenizing the whole text.
-For a pre-tokenizer not known to cut at spaces, whole documents are pretokenized instead.
+Two exact paths, chosen per pretokenizer:
+
+* For the pre-tokenizers that are one known regex (every preset, and the published byte-level
+  files), a document is normalised whole and split by the ``regex`` module
+  (:mod:`mixinfer.fastsplit`), which never hands pretokens to Python one by one; documents with
+  a character on which ``regex`` and ``tokenizers`` disagree go the second way.
+* Otherwise speed comes from pretokenizing each *distinct* piece of text once. A document is
+  normalised whole, then cut before every space that sits between two non-space characters:
+  every pre-tokenizer that splits at spaces (byte-level regexes, Metaspace, whitespace splitters)
+  cuts there too, and HF pre-tokenizer sequences only refine cuts, never join them, so counting
+  the pieces and pretokenizing each distinct piece with ``tokenizers`` gives exactly the counts
+  of pretokenizing the whole text. For a pre-tokenizer not known to cut at spaces, whole
+  documents are pretokenized instead.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 from mixinfer import pretokenizers
 from mixinfer.cache import Cache, make_key
 from mixinfer.errors import SamplesError
+from mixinfer.fastsplit import fast_split
 from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.samples import Category, ReadStats, iter_documents
@@ -147,16 +155,45 @@ class WordCounts:
 class _Counter:
     """Pretokenizes text; built once per process from a :class:`Pretokenizer`."""
 
-    def __init__(self, pretok: Pretokenizer) -> None:
+    def __init__(self, pretok: Pretokenizer, *, fast: bool = True) -> None:
         self.normalizer, self.pre_tokenizer = pretokenizers.build(pretok)
         self.cut = cut_rule(pretok)
         self.byte_level = pretok.byte_level
+        self.fast = fast_split(pretok) if fast else None
 
     def count(self, texts: Iterable[str]) -> dict[bytes, int]:
+        if self.normalizer is not None:
+            texts = [self.normalizer.normalize_str(text) for text in texts]
+        if self.fast is None:
+            return self._count_slow(texts)
+        fast = self.fast
+        words: Counter[str] = Counter()
+        slow: list[str] = []
+        chars = 0
+        ascii_dubious = bool(fast.disagreements(_ASCII))
+        for text in texts:
+            # Most documents are ASCII, checked once up front; a set of characters costs more.
+            if ascii_dubious or not text.isascii():
+                seen = set(text)
+                dubious = fast.disagreements(seen)
+                if dubious and not dubious.isdisjoint(seen):
+                    slow.append(text)
+                    continue
+            words.update(fast.findall(text))
+            chars += len(text)
+        if sum(len(word) * n for word, n in words.items()) != chars:
+            # The supported patterns match every character; if one ever did not, counting the
+            # whole batch the slow way is still exact.
+            return self._count_slow(texts)
+        out = {word.encode("utf-8"): n for word, n in words.items()}
+        if slow:
+            _merge(out, self._count_slow(slow))
+        return out
+
+    def _count_slow(self, texts: Iterable[str]) -> dict[bytes, int]:
+        """Count normalised texts through the ``tokenizers`` pre-tokenizer."""
         pieces: Counter[str] = Counter()
         for text in texts:
-            if self.normalizer is not None:
-                text = self.normalizer.normalize_str(text)
             if self.cut is not None:
                 pieces.update(self.cut.split(text))
             else:
@@ -189,6 +226,7 @@ class _Counter:
         return {word.encode("utf-8"): n for word, n in words.items()}
 
 
+_ASCII = [chr(i) for i in range(128)]
 _TO_LATIN1 = {ord(ch): byte for ch, byte in pretokenizers.BYTE_DECODER.items()}
 _WORKER: _Counter | None = None
 

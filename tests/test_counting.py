@@ -1,10 +1,12 @@
-"""Word counting: the fast path (distinct space-delimited pieces) equals pretokenizing whole texts.
+"""Word counting: both counting paths equal pretokenizing whole texts with ``tokenizers``.
 
-``counting.count_words`` normalises a document, cuts it into pieces at spaces and pretokenizes each
-*distinct* piece once. That is only correct if it gives exactly the counts of running the
-tokenizer's normalizer and pre-tokenizer over every whole document; these tests check it for every
-preset and for the pretokenizers of the published tokenizer files, on real multilingual text with
-awkward whitespace, and check that the multi-process path equals the serial one.
+``counting.count_words`` normalises a document, then either splits it with the ``regex``
+equivalent of the pre-tokenizer (:mod:`mixinfer.fastsplit`), or cuts it into pieces at spaces and
+pretokenizes each *distinct* piece once with ``tokenizers``. Either is only correct if it gives
+exactly the counts of running the tokenizer's normalizer and pre-tokenizer over every whole
+document; these tests check it for both paths, every preset and the pretokenizers of the published
+tokenizer files, on real multilingual text with awkward whitespace, and check that the
+multi-process path equals the serial one.
 """
 
 from __future__ import annotations
@@ -109,9 +111,19 @@ def _resolve(which: str) -> Pretokenizer:
     return load_tokenizer(which, offline=True).pretokenizer
 
 
+@pytest.fixture(params=[pytest.param(True, id="regex"), pytest.param(False, id="tokenizers")])
+def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test with the ``regex`` split where supported, and once more with ``tokenizers`` only."""
+    if not request.param:
+        monkeypatch.setattr(counting, "fast_split", lambda pretok: None)
+    return bool(request.param)
+
+
 @pytest.mark.parametrize("unit", ["document", "line"])
 @pytest.mark.parametrize("which", _pretokenizers())
-def test_count_words_equals_pretokenizing_whole_documents(which: str, unit: str, sample_dir: Path) -> None:
+def test_count_words_equals_pretokenizing_whole_documents(
+    which: str, unit: str, sample_dir: Path, fast: bool
+) -> None:
     pretok = _resolve(which)
     categories = discover(sample_dir)
     counts = counting.count_words(categories, pretok, max_bytes=10**9, unit=unit, cache=None, workers=1)
@@ -138,15 +150,17 @@ def test_the_corpus_really_is_multilingual(corpus: dict[str, list[str]]) -> None
     assert "  " in text and "\t" in text and "\n  " in text and " \n" in text
 
 
-def test_every_builtin_split_pretokenizer_uses_the_fast_path() -> None:
-    # The property test above is only interesting if the piece-cutting path is actually taken.
+def test_every_builtin_split_pretokenizer_has_both_fast_paths() -> None:
+    # The property test above is only interesting if the regex split and the piece-cutting path
+    # are actually taken.
     for name, p in PRESETS.items():
         assert counting.cut_rule(p) is not None, name
+        assert counting.fast_split(p) is not None, name
 
 
 @pytest.mark.parametrize("which", ["default", "llama", "cl100k"])
 def test_parallel_counting_equals_serial(
-    which: str, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+    which: str, sample_dir: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
 ) -> None:
     pretok = PRESETS[which]
     categories = discover(sample_dir)
@@ -174,11 +188,14 @@ def test_counts_survive_the_cache_roundtrip(sample_dir: Path, tmp_path: Path) ->
     ]
 
 
-def test_a_text_without_spaces_is_one_piece_and_still_exact() -> None:
+@pytest.mark.parametrize(
+    "regex_split", [pytest.param(True, id="regex"), pytest.param(False, id="tokenizers")]
+)
+def test_a_text_without_spaces_is_one_piece_and_still_exact(regex_split: bool) -> None:
     text = "a" * 5000 + "1234" + "b" * 3000
     cat_texts = [text, text + " tail"]
     p = PRESETS["gpt2"]
-    got = counting._Counter(p).count(cat_texts)
+    got = counting._Counter(p, fast=regex_split).count(cat_texts)
     assert got == reference_counts(p, cat_texts)
 
 
