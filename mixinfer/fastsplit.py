@@ -251,8 +251,7 @@ def fast_split(pretok: Pretokenizer) -> FastSplit | None:
         return None
     import regex
 
-    nodes = spec.get("pretokenizers", [spec]) if spec.get("type") == "Sequence" else [spec]
-    digits = any(isinstance(n, dict) and n.get("type") == "Digits" for n in nodes)
+    digits = source in (_DIGITS_BYTE_LEVEL, _DIGIT_EACH_BYTE_LEVEL)
     plain = ascii_pattern(source)
     return FastSplit(
         regex.compile(source), None if plain is None else re.compile(plain, re.ASCII), digits, set(), set()
