@@ -1,20 +1,24 @@
-"""Pretokenizing with the ``regex`` module where it provably cuts exactly as ``tokenizers`` does.
+r"""Pretokenizing with Python's regex engines where they provably cut exactly as ``tokenizers`` does.
 
 ``tokenizers`` hands every pretoken back to Python as a tuple with its offsets, and that
 per-pretoken cost bounds word counting at about 5 MB/s. For the pre-tokenizers that are one
 known regex (GPT-2's ``ByteLevel``, the paper's ``Digits`` + ``ByteLevel``, the tiktoken and
-Llama 3 ``Split`` patterns, our SentencePiece split), ``regex.findall`` over a whole document
-gives the same pieces at two to three times the speed: the patterns use only constructs that
-Oniguruma (which ``tokenizers`` compiles them with) and ``regex`` define alike -- ordered
-alternation, greedy, possessive and atomic repetition, lookahead -- over a handful of character
-classes.
+Llama 3 ``Split`` patterns, our SentencePiece split), ``findall`` over a whole document gives the
+same pieces two to four times faster. The patterns use only constructs that Oniguruma (which
+``tokenizers`` compiles them with), the ``regex`` module and, from Python 3.11, the stdlib ``re``
+define alike -- ordered alternation, greedy, possessive and atomic repetition, lookahead -- over a
+handful of character classes. ``re`` is the faster engine and is used where the classes can be
+written for it (``\p{L}`` and ``\p{N}`` only), ``regex`` otherwise; pure-ASCII documents always
+go to ``re`` with ASCII classes.
 
-What the two engines do *not* share is their Unicode tables: they are built from different
-Unicode versions, so a recently assigned letter may be ``\\p{L}`` in one and unassigned in the
-other. :meth:`FastSplit.disagreements` therefore asks ``tokenizers`` itself how it classifies
-every distinct character of the text, and documents holding a character on which the engines
-disagree are left to ``tokenizers``. What remains is exact, which the tests check against
-``tokenizers`` on random strings and on every bundled sample category.
+What the engines do *not* share is their Unicode tables: they come from different Unicode
+versions (a recently assigned letter may be ``\p{L}`` in one and unassigned in the other), and
+``re``'s classes are only approximations of the properties (``²`` is a number to Oniguruma, a
+word character that is not a decimal digit to ``re``). :meth:`FastSplit.disagreements`
+therefore asks ``tokenizers`` itself how it classifies every distinct character of the text,
+and documents holding a character on which the engines disagree are left to ``tokenizers``.
+What remains is exact, which the tests check against ``tokenizers`` on random strings and on
+every bundled sample category.
 """
 
 from __future__ import annotations
@@ -128,120 +132,174 @@ def _isolated_split(node: Any) -> bool:
     )
 
 
-# ``\p{..}`` restricted to ASCII, for the stdlib ``re`` variant used on pure-ASCII documents.
+# How each engine writes the classes the checked characters are compared on: (``tokenizers``
+# (Oniguruma) class, the same class for the engine). ``re`` has no ``\p{..}``: a letter is a word
+# character that is neither a decimal digit nor ``_``, a number a decimal digit; where that is
+# not what Oniguruma says (``²`` is a number to Oniguruma, a "letter" to this definition), the
+# check finds it.
+_REGEX_CHECKS = tuple((cls, cls) for cls in _CLASSES)
+_RE_CHECKS = (
+    (r"\p{L}", r"[^\W\d_]"),
+    (r"\p{N}", r"\d"),
+    (r"\s", r"\s"),
+    (r"(?i:[sdmtlvre])", r"(?i:[sdmtlvre])"),
+)
+
+# ``\p{..}`` restricted to ASCII, for the ``re.ASCII`` variant used on pure-ASCII documents.
 _ASCII_CLASSES = {"L": "A-Za-z", "N": "0-9", "Lu": "A-Z", "Ll": "a-z", "Lt": "", "Lm": "", "Lo": "", "M": ""}
 _PROPERTY = re.compile(r"\\p\{(\w+)\}")
+_CLASS = re.compile(r"\[((?:\\.|[^\]\\])*)\]")
 
 
-def ascii_pattern(source: str) -> str | None:
-    """``source`` for the stdlib ``re`` module, equivalent on pure-ASCII text.
+def _translate(source: str, *, ascii: bool) -> str | None:
+    r"""``source`` rewritten for the stdlib ``re`` module, or ``None`` where it cannot be.
 
-    With ``re.ASCII``, ``\\s`` and case-insensitive matching are ASCII-only, as in Oniguruma on
-    ASCII text; the Unicode properties become their ASCII members. ``None`` if ``source`` uses a
-    property not listed or ``re`` cannot compile the result (before Python 3.11 it has neither
-    possessive quantifiers nor atomic groups).
+    ``ascii``: for ``re.ASCII`` on pure-ASCII text, where every property becomes its ASCII
+    members. Otherwise for Unicode text: ``\p{L}`` and ``\p{N}`` become ``[^\W\d_]`` and ``\d``,
+    in a class ``\p{N}`` becomes ``\d``, and a negated class holding both becomes ``\w`` in the
+    class, with ``_`` added back; any other property cannot be written. ``None`` also when ``re``
+    cannot compile the result (before Python 3.11 it has neither possessive quantifiers nor
+    atomic groups).
     """
     out: list[str] = []
-    in_class = False
     i = 0
     while i < len(source):
-        ch = source[i]
-        if ch == "\\":
-            prop = _PROPERTY.match(source, i)
-            if prop is None:
-                out.append(source[i : i + 2])
-                i += 2
-                continue
-            members = _ASCII_CLASSES.get(prop.group(1))
-            if members is None:
+        bracket = _CLASS.match(source, i) if source[i] == "[" else None
+        prop = _PROPERTY.match(source, i) if source[i] == "\\" else None
+        if bracket is not None:
+            body = bracket.group(1)
+            names = _PROPERTY.findall(body)
+            if not names:
+                out.append(bracket.group(0))
+            elif ascii:
+                members = _PROPERTY.sub(lambda m: _ASCII_CLASSES.get(m.group(1), "\0"), body)
+                if "\0" in members:
+                    return None
+                if members in ("", "^"):  # no ASCII members: nothing, or anything
+                    out.append("(?!)" if members == "" else r"[\s\S]")
+                else:
+                    out.append(f"[{members}]")
+            elif body.startswith("^") and sorted(names) == ["L", "N"]:
+                rest = _PROPERTY.sub("", body[1:])
+                out.append(rf"(?:[^{rest}\w]|_)")
+            elif names == ["N"]:
+                out.append("[" + body.replace(r"\p{N}", r"\d") + "]")
+            else:
                 return None
-            out.append(members if in_class else f"[{members}]" if members else "(?!)")
+            i = bracket.end()
+        elif prop is not None:
+            name = prop.group(1)
+            if ascii:
+                ascii_members = _ASCII_CLASSES.get(name)
+                if ascii_members is None:
+                    return None
+                out.append(f"[{ascii_members}]" if ascii_members else "(?!)")
+            elif name in ("L", "N"):
+                out.append(r"[^\W\d_]" if name == "L" else r"\d")
+            else:
+                return None
             i = prop.end()
-            continue
-        if ch == "[" and not in_class:
-            in_class = True
-        elif ch == "]" and in_class:
-            in_class = False
-        out.append(ch)
-        i += 1
+        elif source[i] == "\\":
+            out.append(source[i : i + 2])
+            i += 2
+        else:
+            out.append(source[i])
+            i += 1
     translated = "".join(out)
     try:
-        re.compile(translated, re.ASCII)
+        re.compile(translated, re.ASCII if ascii else 0)
     except re.error:
         return None
     return translated
 
 
+def ascii_pattern(source: str) -> str | None:
+    """``source`` for ``re`` with ``re.ASCII``, equivalent on pure-ASCII text (or ``None``).
+
+    With ``re.ASCII``, ``\\s`` and case-insensitive matching are ASCII-only, as in Oniguruma on
+    ASCII text; the Unicode properties become their ASCII members.
+    """
+    return _translate(source, ascii=True)
+
+
+def unicode_pattern(source: str) -> str | None:
+    """``source`` for ``re`` on any text, if its properties are only ``\\p{L}`` and ``\\p{N}``."""
+    return _translate(source, ascii=False)
+
+
 @dataclass
 class FastSplit:
-    """A pre-tokenizer as one ``regex`` pattern, and the characters it may not be trusted on.
+    """A pre-tokenizer as one compiled pattern, and the characters it may not be trusted on.
 
     Attributes:
-        pattern: the ``regex`` pattern; ``findall`` over a document gives its pretokens in
-            order, and every character of the document belongs to exactly one of them.
-        ascii: the same for the stdlib ``re`` module, valid on pure-ASCII text only.
-        digits: the pre-tokenizer starts with a ``Digits`` step, which classifies with Rust's
-            ``char::is_numeric`` rather than the regex's ``\\p{N}``.
+        pattern: the pattern, compiled by ``engine``; ``findall`` over a document gives its
+            pretokens in order, and every character of the document belongs to exactly one.
+        ascii: the same for ``re`` with ``re.ASCII``, valid on pure-ASCII text only.
+        engine: the module that compiled ``pattern``: ``re`` (faster) where the pattern can be
+            written for it, else ``regex``.
+        checks: pairs of (``tokenizers`` class, the same class for ``engine``) to compare.
+        number: ``engine``'s class for Rust's ``char::is_numeric`` when the pre-tokenizer starts
+            with a ``Digits`` step (which classifies with it), else ``None``.
     """
 
     pattern: Any
     ascii: re.Pattern[str] | None
-    digits: bool
+    engine: Any
+    checks: tuple[tuple[str, str], ...]
+    number: str | None
     _checked: set[str]
     _dubious: set[str]
 
     def findall(self, text: str) -> list[str]:
         """The pretokens of ``text`` (already normalised)."""
         if self.ascii is not None and text.isascii():
-            # The stdlib engine is about twice as fast, and ASCII is where the text mostly is.
             return self.ascii.findall(text)
         result: list[str] = self.pattern.findall(text)
         return result
 
     def disagreements(self, chars: Iterable[str]) -> set[str]:
-        """The characters, among ``chars``, that ``regex`` and ``tokenizers`` classify differently.
+        """The characters, among ``chars``, that ``engine`` and ``tokenizers`` classify differently.
 
         Each character is checked once; the answer covers every character seen so far.
         """
         new = set(chars) - self._checked
         if new:
-            self._dubious |= _classify_differently(sorted(new), digits=self.digits)
+            self._dubious |= self._classify_differently(sorted(new))
             self._checked |= new
         return self._dubious
 
+    def _classify_differently(self, chars: list[str]) -> set[str]:
+        from tokenizers import Regex, pre_tokenizers
 
-def _classify_differently(chars: list[str], *, digits: bool) -> set[str]:
-    import regex
-    from tokenizers import Regex, pre_tokenizers
-
-    # Surrogates cannot cross into Rust; they never come out of UTF-8 decoding anyway.
-    dubious = {c for c in chars if 0xD800 <= ord(c) < 0xE000}
-    chars = [c for c in chars if c not in dubious]
-    if not chars:
+        # Surrogates cannot cross into Rust; they never come out of UTF-8 decoding anyway.
+        dubious = {c for c in chars if 0xD800 <= ord(c) < 0xE000}
+        chars = [c for c in chars if c not in dubious]
+        if not chars:
+            return dubious
+        text = "".join(chars)
+        everything = set(chars)
+        for theirs_cls, ours_cls in self.checks:
+            # "removed": what survives is exactly the characters outside the class.
+            kept = pre_tokenizers.Split(Regex(theirs_cls), behavior="removed").pre_tokenize_str(text)
+            theirs = everything - set("".join(piece for piece, _ in kept))
+            ours = set(self.engine.findall(ours_cls, text))
+            dubious |= theirs ^ ours
+        if self.number is not None:
+            # Each character followed by "a": a digit comes out as a piece of its own, anything
+            # else is glued to its neighbouring "a"s.
+            probe = "".join(c + "a" for c in chars)
+            pieces = pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(probe)
+            theirs = {piece for piece, _ in pieces if len(piece) == 1 and piece != "a"}
+            ours = {c for c in chars if self.engine.match(self.number, c)}
+            dubious |= theirs ^ ours
         return dubious
-    text = "".join(chars)
-    everything = set(chars)
-    for cls in _CLASSES:
-        # "removed": what survives is exactly the characters outside the class.
-        kept = pre_tokenizers.Split(Regex(cls), behavior="removed").pre_tokenize_str(text)
-        theirs = everything - set("".join(piece for piece, _ in kept))
-        ours = set(regex.findall(cls, text))
-        dubious |= theirs ^ ours
-    if digits:
-        # Each character followed by "a": a digit comes out as a piece of its own, anything
-        # else is glued to its neighbouring "a"s.
-        probe = "".join(c + "a" for c in chars)
-        pieces = pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(probe)
-        theirs = {piece for piece, _ in pieces if len(piece) == 1 and piece != "a"}
-        ours = {c for c in chars if regex.match(r"\p{N}", c)}
-        dubious |= theirs ^ ours
-    return dubious
 
 
-def fast_split(pretok: Pretokenizer) -> FastSplit | None:
-    """The ``regex`` equivalent of ``pretok``'s pre-tokenizer, or ``None`` when there is none.
+def fast_split(pretok: Pretokenizer, *, prefer_re: bool = True) -> FastSplit | None:
+    """A pattern equivalent to ``pretok``'s pre-tokenizer, or ``None`` when there is none.
 
-    The normalizer is not replaced: it still runs in ``tokenizers``.
+    The pattern is compiled by ``re`` when it can be written for it and ``prefer_re`` is set,
+    else by ``regex``. The normalizer is not replaced: it still runs in ``tokenizers``.
     """
     if pretok.pre_tokenizer_json is None:
         return None
@@ -249,10 +307,13 @@ def fast_split(pretok: Pretokenizer) -> FastSplit | None:
     source = _pattern_for(spec, pretok.byte_level)
     if source is None:
         return None
-    import regex
-
     digits = source in (_DIGITS_BYTE_LEVEL, _DIGIT_EACH_BYTE_LEVEL)
     plain = ascii_pattern(source)
-    return FastSplit(
-        regex.compile(source), None if plain is None else re.compile(plain, re.ASCII), digits, set(), set()
-    )
+    ascii = None if plain is None else re.compile(plain, re.ASCII)
+    unicode = unicode_pattern(source) if prefer_re else None
+    if unicode is not None:
+        return FastSplit(re.compile(unicode), ascii, re, _RE_CHECKS, r"\d" if digits else None, set(), set())
+    import regex
+
+    number = r"\p{N}" if digits else None
+    return FastSplit(regex.compile(source), ascii, regex, _REGEX_CHECKS, number, set(), set())

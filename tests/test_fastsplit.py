@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixinfer import counting, fastsplit, pretokenizers
@@ -74,13 +74,24 @@ def reference(p: Pretokenizer, texts: list[str]) -> dict[bytes, int]:
     return dict(out)
 
 
+@pytest.mark.parametrize("prefer_re", [pytest.param(True, id="re"), pytest.param(False, id="regex")])
 @pytest.mark.parametrize("pretok", SUPPORTED)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(texts=st.lists(TEXT, min_size=1, max_size=4))
-def test_regex_split_equals_tokenizers_on_random_text(pretok: Pretokenizer, texts: list[str]) -> None:
+def test_regex_split_equals_tokenizers_on_random_text(
+    pretok: Pretokenizer, prefer_re: bool, texts: list[str]
+) -> None:
     counter = counting._Counter(pretok)
+    counter.fast = fastsplit.fast_split(pretok, prefer_re=prefer_re)
     assert counter.fast is not None
     assert counter.count(texts) == reference(pretok, texts)
+
+
+def test_the_byte_level_regexes_run_on_re_and_the_others_on_regex() -> None:
+    import re
+
+    engines = {name: fastsplit.fast_split(p).engine for name, p in PRESETS.items()}  # type: ignore[union-attr]
+    assert {name for name, e in engines.items() if e is re} == {"default", "gpt2", "cl100k", "llama3"}
 
 
 @pytest.mark.parametrize("pretok", SUPPORTED)
@@ -182,3 +193,17 @@ def test_unknown_pretokenizers_keep_tokenizers(spec: dict) -> None:
 )
 def test_ascii_pattern_translation(source: str, expected: str | None) -> None:
     assert fastsplit.ascii_pattern(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param(r" ?\p{L}+| ?\p{N}+", r" ?[^\W\d_]+| ?\d+", id="outside-class"),
+        pytest.param(r"[^\s\p{L}\p{N}]+", r"(?:[^\s\w]|_)+", id="negated-letters-and-numbers"),
+        pytest.param(r"\s+(?![^\s\p{N}])", r"\s+(?![^\s\d])", id="numbers-in-class"),
+        pytest.param(r"[\p{Lu}]+", None, id="other-property"),
+        pytest.param(r"[a\p{L}]", None, id="letters-alone-in-class"),
+    ],
+)
+def test_unicode_pattern_translation(source: str, expected: str | None) -> None:
+    assert fastsplit.unicode_pattern(source) == expected
