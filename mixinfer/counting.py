@@ -162,8 +162,9 @@ class _Counter:
         self.fast = fast_split(pretok) if fast else None
 
     def count(self, texts: Iterable[str]) -> dict[bytes, int]:
-        if self.normalizer is not None:
-            texts = [self.normalizer.normalize_str(text) for text in texts]
+        normalize = self.normalizer.normalize_str if self.normalizer is not None else None
+        # A list: the texts may be walked twice (documents the fast split cannot take).
+        texts = [normalize(text) for text in texts] if normalize else list(texts)
         if self.fast is None:
             return self._count_slow(texts)
         fast = self.fast
