@@ -351,12 +351,13 @@ def count_words(
                 f"binary or unreadable); add text or remove {cat.files[0].path.parent}"
             )
         wc = WordCounts(cat.name, partial.pop(i), st.bytes, st.documents, st.warnings + cat.skipped)
-        cache.store(
-            "words",
-            count_key(cat, pretok, max_bytes, unit),
-            wc.to_arrays(),
-            {"bytes": wc.bytes, "documents": wc.documents, "warnings": wc.warnings},
-        )
+        if cache.enabled:
+            cache.store(
+                "words",
+                count_key(cat, pretok, max_bytes, unit),
+                wc.to_arrays(),
+                {"bytes": wc.bytes, "documents": wc.documents, "warnings": wc.warnings},
+            )
         results[i] = wc
     progress(Progress("count", total, total, "bytes"))
     return [results[i] for i in range(len(categories))]
