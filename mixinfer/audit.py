@@ -268,7 +268,7 @@ def audit(
     unit: str = "document",
     groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
     clean: bool = True,
-    normalize: str = "bytes",
+    normalize: str = "pairs",
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     workers: int | None = None,

@@ -242,8 +242,8 @@ NormalizeOption = Annotated[
     str,
     typer.Option(
         "--normalize",
-        help="bytes | pairs: the unit of each category's counts in the LP (bytes: the paper's; "
-        "pairs: less weight soaked up by multi-byte scripts in SentencePiece tokenizers).",
+        help="pairs | bytes: the unit of each category's counts in the LP (pairs: less weight "
+        "soaked up by multi-byte scripts in SentencePiece tokenizers; bytes: the paper's).",
     ),
 ]
 
@@ -302,7 +302,7 @@ def infer_command(
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Use the merge list as loaded, without cleaning.")
     ] = False,
-    normalize: NormalizeOption = "bytes",
+    normalize: NormalizeOption = "pairs",
     offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -488,7 +488,7 @@ def audit_command(
     no_clean: Annotated[
         bool, typer.Option("--no-clean", help="Use merge lists as loaded, without cleaning.")
     ] = False,
-    normalize: NormalizeOption = "bytes",
+    normalize: NormalizeOption = "pairs",
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")

@@ -137,7 +137,7 @@ def infer(
     clean: bool = True,
     base: str | os.PathLike[str] | BPETokenizer | None = None,
     cache: Cache | None = None,
-    normalize: str = "bytes",
+    normalize: str = "pairs",
 ) -> InferenceResult:
     """Infer the training mixture of a BPE tokenizer from per-category sample text.
 
@@ -167,12 +167,13 @@ def infer(
             in ``result.base`` and used as ``start_merge`` (cannot be combined with it).
         cache: a ready cache object, overriding ``cache_dir`` / ``use_cache`` (used by audits to
             share word counts and traces between tokenizers).
-        normalize: the unit the LP measures each category's counts in: ``bytes`` (the paper's
-            setting) or ``pairs`` (its initial pair count). Without sampling noise both give the
-            same mixture; with noise, ``pairs`` weighs violations per pair rather than per byte,
-            which stops scripts with several bytes per character (CJK) from soaking up weight
-            in character-level (SentencePiece) tokenizers. Proportions are reported in bytes
-            either way.
+        normalize: the unit the LP measures each category's counts in: ``pairs`` (the
+            default: its initial pair count) or ``bytes`` (the paper's setting). Without sampling
+            noise both give the same mixture, and on controlled experiments they score alike;
+            with real, mismatched samples ``pairs`` weighs violations per pair rather than per
+            byte, which stops scripts with several bytes per character (CJK) from soaking up
+            weight in character-level (SentencePiece) tokenizers. Proportions are reported in
+            bytes either way.
 
     Returns:
         An :class:`InferenceResult`.

@@ -5,8 +5,9 @@ Variables: ``alpha`` (one per category, on the simplex), a slack ``v_t`` per mer
 
     v_t + v_p + sum_i alpha_i * (c[i, m(t), t] - c[i, p, t]) >= 0
 
-minimising ``sum v_t + sum v_p``. Counts are per million bytes of each category's sample, so
-``alpha`` are byte proportions (and the numbers sit well above solver tolerances).
+minimising ``sum v_t + sum v_p``. Counts are per million *units* of each category's sample (the
+caller's choice: bytes, or initial pairs), so ``alpha`` are proportions in those units (and the
+numbers sit well above solver tolerances).
 
 The full LP has (merges x pairs) rows. Two observations make it small:
 
@@ -53,7 +54,7 @@ SOLVERS = ("auto", "highs", "cbc")
 LP_FORMULATION = "segment-tree-1"
 # Counts are expressed per this many bytes of a category's sample.
 SCALE = 1e6
-# A constraint counts as violated only beyond this (in counts per million bytes).
+# A constraint counts as violated only beyond this (in counts per million units).
 TOLERANCE = 1e-6
 # Rows added per round, the most violated first: larger batches change speed, not the optimum.
 ROWS_PER_ROUND = 10_000
