@@ -9,12 +9,12 @@ every bundled sample category.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_counting import reference_counts  # the slow, obviously right way
 
 from mixinfer import counting, fastsplit, pretokenizers
 from mixinfer.pretokenizers import PRESETS, Pretokenizer, build, pretoken_bytes, pretokenize
@@ -65,15 +65,6 @@ SUPPORTED = [pytest.param(p, id=f"preset-{name}") for name, p in PRESETS.items()
 ]
 
 
-def reference(p: Pretokenizer, texts: list[str]) -> dict[bytes, int]:
-    built = build(p)
-    out: Counter[bytes] = Counter()
-    for text in texts:
-        for word in pretokenize(built, text):
-            out[pretoken_bytes(p, word)] += 1
-    return dict(out)
-
-
 @pytest.mark.parametrize("prefer_re", [pytest.param(True, id="re"), pytest.param(False, id="regex")])
 @pytest.mark.parametrize("pretok", SUPPORTED)
 @settings(max_examples=150, deadline=None)
@@ -84,7 +75,7 @@ def test_regex_split_equals_tokenizers_on_random_text(
     counter = counting._Counter(pretok)
     counter.fast = fastsplit.fast_split(pretok, prefer_re=prefer_re)
     assert counter.fast is not None
-    assert counter.count(texts) == reference(pretok, texts)
+    assert counter.count(texts) == reference_counts(pretok, texts)
 
 
 def test_the_byte_level_regexes_run_on_re_and_the_others_on_regex() -> None:
@@ -117,7 +108,7 @@ def test_regex_split_equals_tokenizers_on_every_sample_category(preset: str) -> 
     assert len(categories) >= 30
     for cat in categories:
         texts = list(iter_documents(cat, max_bytes=60_000))
-        assert counting._Counter(pretok).count(texts) == reference(pretok, texts), cat.name
+        assert counting._Counter(pretok).count(texts) == reference_counts(pretok, texts), cat.name
 
 
 def test_characters_the_engines_classify_differently_go_to_tokenizers() -> None:
@@ -132,7 +123,7 @@ def test_characters_the_engines_classify_differently_go_to_tokenizers() -> None:
     # Unassigned in any Unicode version so far: at most one engine's tables could know it.
     counter = counting._Counter(PRESETS["default"])
     text = "x \U000e0080y 12\u0c5c3 ab"
-    assert counter.count([text]) == reference(PRESETS["default"], [text])
+    assert counter.count([text]) == reference_counts(PRESETS["default"], [text])
 
 
 def test_a_pattern_that_misses_characters_falls_back_to_tokenizers() -> None:
@@ -144,7 +135,7 @@ def test_a_pattern_that_misses_characters_falls_back_to_tokenizers() -> None:
     counter.fast.pattern = regex.compile(r"\S+")
     counter.fast.ascii = None
     texts = ["hello world, again", "and again"]
-    assert counter.count(texts) == reference(PRESETS["gpt2"], texts)
+    assert counter.count(texts) == reference_counts(PRESETS["gpt2"], texts)
 
 
 @pytest.mark.parametrize(
