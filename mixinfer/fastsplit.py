@@ -63,26 +63,18 @@ _DIGIT_EACH_BYTE_LEVEL = (
 )
 
 
-def _known_split_patterns() -> dict[str, str]:
-    """``Split`` regexes as stored in tokenizer files -> the same regex for the ``regex`` module.
-
-    Only patterns that Oniguruma and ``regex`` read alike are listed: the onig-compatible forms
-    (possessive intervals written as atomic groups) and patterns without possessive intervals.
-    A raw tiktoken pattern with ``{1,3}+`` is *not* listed: Oniguruma reads it as a repetition.
-    """
-    known: dict[str, str] = {}
+# ``Split`` regexes (as stored in tokenizer files) that Oniguruma and Python's engines read alike:
+# the onig-compatible forms, with possessive intervals written as atomic groups (the others have
+# none). A raw tiktoken pattern with ``{1,3}+`` is *not* one: Oniguruma reads it as a repetition.
+_BYTE_LEVEL_SPLITS = frozenset(
+    pretokenizers.onig_compatible(pattern)
     for pattern in (
         pretokenizers.GPT2_PATTERN,
         pretokenizers.CL100K_PATTERN,
         pretokenizers.O200K_PATTERN,
         pretokenizers.LLAMA3_PATTERN,
-    ):
-        compatible = pretokenizers.onig_compatible(pattern)
-        known[compatible] = compatible
-    return known
-
-
-_BYTE_LEVEL_SPLITS = _known_split_patterns()
+    )
+)
 
 
 def _byte_level_plain(node: Any, *, use_regex: bool) -> bool:
@@ -96,7 +88,7 @@ def _byte_level_plain(node: Any, *, use_regex: bool) -> bool:
 
 
 def _pattern_for(spec: Any, byte_level: bool) -> str | None:
-    """The ``regex`` pattern equivalent to a pre-tokenizer (JSON), or ``None``."""
+    """The pattern (``regex`` syntax) equivalent to a pre-tokenizer (JSON), or ``None``."""
     if not isinstance(spec, dict):
         return None
     nodes = spec.get("pretokenizers") if spec.get("type") == "Sequence" else [spec]
@@ -112,8 +104,8 @@ def _pattern_for(spec: Any, byte_level: bool) -> str | None:
             return None
         if len(nodes) == 2 and _byte_level_plain(nodes[1], use_regex=False):
             split = nodes[0]
-            if _isolated_split(split):
-                return _BYTE_LEVEL_SPLITS.get(split["pattern"]["Regex"])
+            if _isolated_split(split) and split["pattern"]["Regex"] in _BYTE_LEVEL_SPLITS:
+                return str(split["pattern"]["Regex"])
         return None
     spm = pretokenizers.SENTENCEPIECE_PATTERN
     if len(nodes) == 1 and _isolated_split(nodes[0]) and nodes[0]["pattern"]["Regex"] == spm:
