@@ -9,6 +9,7 @@ every bundled sample category.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,10 @@ def test_the_byte_level_regexes_run_on_re_and_the_others_on_regex() -> None:
     import re
 
     engines = {name: fastsplit.fast_split(p).engine for name, p in PRESETS.items()}  # type: ignore[union-attr]
-    assert {name for name, e in engines.items() if e is re} == {"default", "gpt2", "cl100k", "llama3"}
+    expected = {"default", "gpt2", "llama3"}
+    if sys.version_info >= (3, 11):  # cl100k's possessive quantifiers need re from 3.11
+        expected.add("cl100k")
+    assert {name for name, e in engines.items() if e is re} == expected
 
 
 @pytest.mark.parametrize("pretok", SUPPORTED)
