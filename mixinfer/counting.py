@@ -3,9 +3,9 @@
 Two exact paths, chosen per pretokenizer:
 
 * For the pre-tokenizers that are one known regex (every preset, and the published byte-level
-  files), a document is normalised whole and split by the ``regex`` module
-  (:mod:`mixinfer.fastsplit`), which never hands pretokens to Python one by one; documents with
-  a character on which ``regex`` and ``tokenizers`` disagree go the second way.
+  files), a document is normalised whole and split by the same pattern in Python's own regex
+  engines (:mod:`mixinfer.fastsplit`), which never hand pretokens to Python one by one;
+  documents with a character on which that engine and ``tokenizers`` disagree go the second way.
 * Otherwise speed comes from pretokenizing each *distinct* piece of text once. A document is
   normalised whole, then cut before every space that sits between two non-space characters:
   every pre-tokenizer that splits at spaces (byte-level regexes, Metaspace, whitespace splitters)

@@ -26,14 +26,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mixinfer import pretokenizers
 from mixinfer.pretokenizers import Pretokenizer
 
 # The classes the supported patterns are built from. ``(?i:...)`` covers the letters of the
-# case-insensitive contractions (``ſ`` folds to ``s``, the Kelvin sign to ``k``).
+# case-insensitive contractions, to which other characters may fold (``ſ`` folds to ``s``).
 _CLASSES = (
     r"\p{L}",
     r"\p{N}",
@@ -239,8 +239,8 @@ class FastSplit:
     engine: Any
     checks: tuple[tuple[str, str], ...]
     number: str | None
-    _checked: set[str]
-    _dubious: set[str]
+    _checked: set[str] = field(default_factory=set, init=False)
+    _dubious: set[str] = field(default_factory=set, init=False)
 
     def findall(self, text: str) -> list[str]:
         """The pretokens of ``text`` (already normalised)."""
@@ -304,8 +304,8 @@ def fast_split(pretok: Pretokenizer, *, prefer_re: bool = True) -> FastSplit | N
     ascii = None if plain is None else re.compile(plain, re.ASCII)
     unicode = unicode_pattern(source) if prefer_re else None
     if unicode is not None:
-        return FastSplit(re.compile(unicode), ascii, re, _RE_CHECKS, r"\d" if digits else None, set(), set())
+        return FastSplit(re.compile(unicode), ascii, re, _RE_CHECKS, r"\d" if digits else None)
     import regex
 
     number = r"\p{N}" if digits else None
-    return FastSplit(regex.compile(source), ascii, regex, _REGEX_CHECKS, number, set(), set())
+    return FastSplit(regex.compile(source), ascii, regex, _REGEX_CHECKS, number)
