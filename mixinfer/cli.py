@@ -4,34 +4,24 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from mixinfer import errors
 from mixinfer.cache import Cache, default_cache_dir
 from mixinfer.cleaning import CleaningReport
 from mixinfer.pipeline import DEFAULT_MERGES, infer
-from mixinfer.progress import Progress as ProgressEvent
 from mixinfer.report import InferenceResult, format_for, write_atomic
 from mixinfer.samples import DEFAULT_MAX_BYTES
+from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
 
 if TYPE_CHECKING:
     from mixinfer.audit import AuditEntry, AuditResult
@@ -58,7 +48,6 @@ app = typer.Typer(
 cache_app = typer.Typer(no_args_is_help=True, help="Show or empty the on-disk cache.")
 app.add_typer(cache_app, name="cache")
 
-stderr = Console(stderr=True, highlight=False)
 T = TypeVar("T")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -87,30 +76,6 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-# Set by the SIGINT handler of `main`. A KeyboardInterrupt raised where Python ignores exceptions
-# (an at-fork hook while a process pool starts, a __del__) is lost; this flag still stops the run.
-_interrupted = False
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    global _interrupted
-    _interrupted = True
-    raise KeyboardInterrupt
-
-
-def _quiet_lost_interrupt(info: Any) -> None:
-    # A lost KeyboardInterrupt is remembered in _interrupted; after Ctrl-C, errors in teardown
-    # (e.g. a process pool's exit handler finding its pipe closed) are noise, not news.
-    if not (_interrupted or isinstance(info.exc_value, KeyboardInterrupt)):
-        sys.__unraisablehook__(info)
-
-
-def check_interrupted() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed, even when its first exception was lost."""
-    if _interrupted:
-        raise KeyboardInterrupt
-
-
 def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     """Run ``fn``; turn errors into one clear message on stderr and the mapped exit code."""
     try:
@@ -132,45 +97,6 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_INTERNAL) from None
-
-
-class ProgressView:
-    """Renders library progress events as rich progress bars on stderr."""
-
-    LABELS = {"count": "counting words", "replay": "replaying merges", "solve": "solving LP"}
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bars = Progress(
-            TextColumn("{task.description:<18}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=stderr,
-            transient=False,
-            disable=not enabled,
-        )
-        self.tasks: dict[str, TaskID] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        check_interrupted()
-        if not self.enabled:
-            return
-        task = self.tasks.get(event.stage)
-        if task is None:
-            label = self.LABELS.get(event.stage, event.stage)
-            task = self.bars.add_task(label, total=event.total, detail="")
-            self.tasks[event.stage] = task
-        self.bars.update(task, completed=event.done, total=event.total, detail=escape(event.detail))
-
-    @contextmanager
-    def running(self) -> Iterator[ProgressView]:
-        if not self.enabled:
-            yield self
-            return
-        with self.bars:
-            yield self
 
 
 def _bar(fraction: float, width: int = 30) -> str:
@@ -796,8 +722,7 @@ def simulate_command(
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``mixinfer`` command."""
     # Ctrl-C must raise KeyboardInterrupt in the main process even if a library reset it.
-    signal.signal(signal.SIGINT, _on_sigint)
-    sys.unraisablehook = _quiet_lost_interrupt
+    install_interrupt_handlers()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return app(args=argv, prog_name="mixinfer")
 

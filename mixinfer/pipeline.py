@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,11 @@ import numpy as np
 
 from mixinfer.cache import Cache, default_cache_dir, make_key
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
-from mixinfer.counting import WordCounts, count_key, count_words
+from mixinfer.counting import count_key, count_words
 from mixinfer.errors import TokenizerError, UsageError
 from mixinfer.pretokenizers import preset
-from mixinfer.progress import Progress, ProgressCallback, noop
-from mixinfer.replay import TokenTable, Trace, cached_replay, replay, trace_key
+from mixinfer.progress import ProgressCallback, noop
+from mixinfer.replay import TokenTable, build_traces, trace_key
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import DEFAULT_MAX_BYTES, UNITS, Category, bundled_samples_dir, discover
 from mixinfer.solver import LP_FORMULATION, MixtureLP, solve
@@ -27,11 +25,6 @@ from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 DEFAULT_MERGES = 30000
 TRUTH_FILE = "truth.json"
-
-
-def _replay_job(args: tuple[dict[bytes, int], TokenTable, int]) -> Trace:
-    words, table, merges = args
-    return replay(words, table, merges)
 
 
 NORMALIZE = ("bytes", "pairs")
@@ -50,61 +43,6 @@ def check_options(merges: int, max_bytes: int, unit: str, time_limit: float | No
         raise UsageError(f"--time-limit must be a positive number of seconds, not {time_limit}")
     if normalize not in NORMALIZE:
         raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZE)}")
-
-
-def build_traces(
-    counts: Sequence[WordCounts],
-    keys: Sequence[str],
-    tok: BPETokenizer,
-    merges: int,
-    cache: Cache,
-    *,
-    workers: int | None = None,
-    progress: ProgressCallback = noop,
-) -> list[Trace]:
-    """Replay ``merges`` merges over every category's words (cached; parallel over categories)."""
-    table = TokenTable.build(tok)
-    traces: dict[int, Trace] = {}
-    todo = []
-    for i, key in enumerate(keys):
-        hit = cache.load("trace", trace_key(key, tok, merges))
-        if hit is not None:
-            traces[i] = Trace.from_arrays(merges, hit[0])
-        else:
-            todo.append(i)
-    total = merges * len(counts)
-    done = merges * (len(counts) - len(todo))
-    progress(Progress("replay", done, total, "merges"))
-    workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(todo) > 1:
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            jobs = [(counts[i].words, table, merges) for i in todo]
-            for i, trace in zip(todo, pool.map(_replay_job, jobs), strict=True):
-                cache.store("trace", trace_key(keys[i], tok, merges), trace.to_arrays())
-                traces[i] = trace
-                done += merges
-                progress(Progress("replay", done, total, "merges", counts[i].category))
-    else:
-        for i in todo:
-            base = done
-
-            def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
-                progress(Progress("replay", base + p.done, total, "merges", name))
-
-            traces[i] = cached_replay(
-                counts[i].words,
-                keys[i],
-                tok,
-                table,
-                merges,
-                cache,
-                progress=step,
-                label=counts[i].category,
-            )
-            done += merges
-    progress(Progress("replay", total, total, "merges"))
-    return [traces[i] for i in range(len(counts))]
 
 
 def find_truth(tokenizer_source: str) -> Path | None:

@@ -13,12 +13,16 @@ and the whole replay grows with the number of distinct words, not with corpus si
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 
 from mixinfer.cache import Cache, make_key
+from mixinfer.counting import WordCounts
 from mixinfer.errors import TokenizerError
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.tokenizer import BPETokenizer
@@ -319,3 +323,63 @@ def cached_replay(
     trace = replay(words, table, merges, progress=progress, label=label)
     cache.store("trace", key, trace.to_arrays(), {"merges": merges})
     return trace
+
+
+def _replay_job(args: tuple[dict[bytes, int], TokenTable, int]) -> Trace:
+    words, table, merges = args
+    return replay(words, table, merges)
+
+
+def build_traces(
+    counts: Sequence[WordCounts],
+    keys: Sequence[str],
+    tok: BPETokenizer,
+    merges: int,
+    cache: Cache,
+    *,
+    workers: int | None = None,
+    progress: ProgressCallback = noop,
+) -> list[Trace]:
+    """Replay ``merges`` merges over every category's words (cached; parallel over categories)."""
+    table = TokenTable.build(tok)
+    traces: dict[int, Trace] = {}
+    todo = []
+    for i, key in enumerate(keys):
+        hit = cache.load("trace", trace_key(key, tok, merges))
+        if hit is not None:
+            traces[i] = Trace.from_arrays(merges, hit[0])
+        else:
+            todo.append(i)
+    total = merges * len(counts)
+    done = merges * (len(counts) - len(todo))
+    progress(Progress("replay", done, total, "merges"))
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(todo) > 1:
+        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+            jobs = [(counts[i].words, table, merges) for i in todo]
+            for i, trace in zip(todo, pool.map(_replay_job, jobs), strict=True):
+                cache.store("trace", trace_key(keys[i], tok, merges), trace.to_arrays())
+                traces[i] = trace
+                done += merges
+                progress(Progress("replay", done, total, "merges", counts[i].category))
+    else:
+        for i in todo:
+            base = done
+
+            def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
+                progress(Progress("replay", base + p.done, total, "merges", name))
+
+            traces[i] = cached_replay(
+                counts[i].words,
+                keys[i],
+                tok,
+                table,
+                merges,
+                cache,
+                progress=step,
+                label=counts[i].category,
+            )
+            done += merges
+    progress(Progress("replay", total, total, "merges"))
+    return [traces[i] for i in range(len(counts))]
