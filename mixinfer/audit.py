@@ -1,15 +1,17 @@
 """Auditing many tokenizers against one set of categories.
 
-:func:`audit` runs :func:`mixinfer.infer` for every tokenizer with the same samples and options and
+:func:`audit` infers the mixture of every tokenizer with the same samples and options and
 collects the mixtures in an :class:`AuditResult` (long or wide CSV, JSON, a pandas frame, group
 totals). Work is shared across the batch:
 
 * word counts depend only on the categories and the pretokenizer, so tokenizers with the same
-  pretokenizer (Llama and Mistral, say) count the samples once: through the on-disk cache, and
-  within the batch in memory as well (also with ``use_cache=False``);
+  pretokenizer (Llama and Mistral, say) count the samples once (the stage's output is passed on
+  in memory, also with ``use_cache=False``);
 * traces depend on the words and the merges replayed, so tokenizers whose (cleaned) merge lists
-  share the replayed prefix share their traces (kept in memory for the batch when several
-  tokenizers need them).
+  share the replayed prefix share their traces.
+
+Each tokenizer is loaded and cleaned once, and the stages of :mod:`mixinfer.stages` are composed
+directly; stage outputs are dropped as soon as no later tokenizer needs them.
 
 A tokenizer that fails (missing file, not BPE, ...) is recorded with its error and the batch goes
 on; :attr:`AuditResult.failed` lists them.
@@ -24,23 +26,19 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from mixinfer.cache import Cache, default_cache_dir
-from mixinfer.cleaning import clean_merges
-from mixinfer.counting import count_key
+from mixinfer import stages
 from mixinfer.errors import MixinferError, UsageError
 from mixinfer.groups import group_categories, group_order, load_groups
-from mixinfer.pipeline import DEFAULT_MERGES, check_options, infer
+from mixinfer.options import DEFAULT_MERGES, Options, Runtime, options_from
 from mixinfer.progress import Progress, ProgressCallback, noop
-from mixinfer.replay import trace_key
+from mixinfer.replay import Trace
 from mixinfer.report import InferenceResult
-from mixinfer.samples import DEFAULT_MAX_BYTES, bundled_samples_dir, discover
-from mixinfer.tokenizer import BPETokenizer, load_tokenizer
+from mixinfer.samples import DEFAULT_MAX_BYTES
+from mixinfer.tokenizer import BPETokenizer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,43 +190,6 @@ class AuditResult:
         return pd.read_csv(io.StringIO(self.to_long_csv()))
 
 
-class BatchCache(Cache):
-    """The on-disk cache (possibly disabled) plus an in-memory layer for one batch.
-
-    Word counts always stay in memory; a trace stays only when its key is in ``keep_traces``
-    (traces are large, and only worth holding when another tokenizer of the batch will reuse them).
-    """
-
-    def __init__(self, disk: Cache, keep_traces: set[str] | None = None) -> None:
-        super().__init__(disk.directory)
-        self.keep_traces = keep_traces or set()
-        self.memory: dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
-        self.memory_hits = 0
-
-    def _keeps(self, kind: str, key: str) -> bool:
-        return kind != "trace" or key in self.keep_traces
-
-    def load(self, kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """From memory, else from disk (then remembered)."""
-        hit = self.memory.get((kind, key))
-        if hit is not None:
-            self.memory_hits += 1
-            self.hits += 1
-            return hit
-        loaded = super().load(kind, key)
-        if loaded is not None and self._keeps(kind, key):
-            self.memory[(kind, key)] = loaded
-        return loaded
-
-    def store(
-        self, kind: str, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None
-    ) -> None:
-        """To disk (when enabled) and to memory."""
-        super().store(kind, key, arrays, meta)
-        if self._keeps(kind, key):
-            self.memory[(kind, key)] = (arrays, dict(meta or {}))
-
-
 def tokenizer_label(source: str | os.PathLike[str] | BPETokenizer) -> str:
     """A short name for reports: file stem, directory name, ``tiktoken`` name or Hub id."""
     if isinstance(source, BPETokenizer):
@@ -261,18 +222,19 @@ def audit(
     tokenizers: Sequence[str | os.PathLike[str] | BPETokenizer],
     samples: str | os.PathLike[str] | None = None,
     *,
+    options: Options | None = None,
     merges: int = DEFAULT_MERGES,
     max_bytes: int = DEFAULT_MAX_BYTES,
     solver: str = "auto",
     time_limit: float | None = None,
     unit: str = "document",
-    groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
     clean: bool = True,
     normalize: str = "pairs",
+    offline: bool | None = None,
+    groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     workers: int | None = None,
-    offline: bool | None = None,
     progress: ProgressCallback = noop,
     on_entry: Callable[[AuditEntry], None] | None = None,
 ) -> AuditResult:
@@ -281,11 +243,11 @@ def audit(
     Args:
         tokenizers: tokenizer sources (see :func:`mixinfer.load_tokenizer`) or loaded tokenizers.
         samples: the samples directory (default: the bundled samples).
-        merges, max_bytes, solver, time_limit, unit, clean, normalize, workers, offline: as for
-            :func:`mixinfer.infer` (``time_limit`` applies to each tokenizer's LP).
+        options: an :class:`~mixinfer.options.Options`, or the keywords ``merges`` ...
+            ``offline`` as for :func:`mixinfer.infer` (``time_limit`` applies to each LP).
         groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
             does not name get the default group (:func:`mixinfer.groups.default_group`).
-        cache_dir / use_cache: the on-disk cache; word counts are shared in memory regardless.
+        cache_dir / use_cache / workers: as for :func:`mixinfer.infer`.
         progress: progress callback; stage ``"audit"`` counts tokenizers, the inner stages
             (``count``, ``replay``, ``solve``) are forwarded with the tokenizer's label in
             ``detail``.
@@ -297,115 +259,110 @@ def audit(
     """
     if not tokenizers:
         raise UsageError("give at least one tokenizer to audit")
-    check_options(merges, max_bytes, unit, time_limit, normalize)
+    options = options_from(
+        options,
+        merges=merges,
+        max_bytes=max_bytes,
+        solver=solver,
+        time_limit=time_limit,
+        unit=unit,
+        clean=clean,
+        normalize=normalize,
+        offline=offline,
+    )
     t_start = time.monotonic()
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
-    samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
-    categories = discover(samples_dir)
+    where, categories = stages.samples(samples)
     names = [c.name for c in categories]
     unknown = sorted(set(mapping) - set(names))
     category_groups = group_categories(names, mapping)
     order = {g: i for i, g in enumerate(group_order(category_groups.values()))}
     names.sort(key=lambda c: (order[category_groups[c]], c))
+    runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers)
 
     labels = _labels(tokenizers)
     n = len(tokenizers)
-    entries: list[AuditEntry] = []
-    loaded: dict[int, BPETokenizer] = {}
     failures: dict[int, AuditEntry] = {}
-
-    # Load (and clean, for planning) every tokenizer first: a bad path fails fast and the plan of
-    # what to share is known before any counting.
-    plans: dict[int, tuple[str, str]] = {}
-    planned_toks: dict[int, BPETokenizer] = {}
+    # Load and prepare every tokenizer first: a bad one fails fast, and what can be shared
+    # (word counts per pretokenizer, traces per replayed merge prefix) is known before counting.
+    prepared: dict[int, stages.Prepared] = {}
     for i, source in enumerate(tokenizers):
         t = time.monotonic()
         try:
-            tok = source if isinstance(source, BPETokenizer) else load_tokenizer(source, offline=offline)
-            loaded[i] = tok
-            planned = clean_merges(tok)[0] if clean else tok
-            planned_toks[i] = planned
-            used = min(merges, len(planned.merges))
-            pre_fp = planned.pretokenizer.fingerprint()
-            # Same pretokenizer and same replayed merges (and list size): same traces.
-            plans[i] = (pre_fp, trace_key(pre_fp, planned, used))
+            prepared[i] = stages.prepare(stages.load(source, options), options)
         except MixinferError as exc:
             failures[i] = _failed(labels[i], source, exc, time.monotonic() - t)
         except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
             failures[i] = _failed(labels[i], source, exc, time.monotonic() - t, internal=True)
 
-    shared_words: dict[str, str] = {}
-    shared_traces: dict[str, str] = {}
-    first_by_pretok: dict[str, str] = {}
-    first_by_trace: dict[str, str] = {}
-    repeated_traces: set[str] = set()
-    for i in sorted(plans):
-        pre_fp, probe = plans[i]
-        if pre_fp in first_by_pretok:
-            shared_words[labels[i]] = first_by_pretok[pre_fp]
-        else:
-            first_by_pretok[pre_fp] = labels[i]
-        if probe in first_by_trace:
-            shared_traces[labels[i]] = first_by_trace[probe]
-            repeated_traces.add(probe)
-        else:
-            first_by_trace[probe] = labels[i]
+    def words_of(i: int) -> str:
+        return prepared[i].tok.pretokenizer.fingerprint()
 
-    # The exact trace keys worth holding in memory (those of merge prefixes used more than once).
-    keep: set[str] = set()
-    if repeated_traces:
-        for i in sorted(plans):
-            if plans[i][1] not in repeated_traces:
-                continue
-            planned = planned_toks[i]
-            used = min(merges, len(planned.merges))
-            for cat in categories:
-                words_key = count_key(cat, planned.pretokenizer, max_bytes, unit)
-                keep.add(trace_key(words_key, planned, used))
-    disk = Cache((cache_dir or default_cache_dir()) if use_cache else None)
-    cache = BatchCache(disk, keep)
+    def prefix_of(i: int) -> tuple[str, str]:
+        return words_of(i), prepared[i].merges_key
 
+    # Stage outputs are held in memory only while a later tokenizer of the batch needs them.
+    uses_words = Counter(words_of(i) for i in prepared)
+    uses_prefix = Counter(prefix_of(i) for i in prepared)
+    counted: dict[str, stages.Counted] = {}
+    traced: dict[tuple[str, str], list[Trace]] = {}
+    first_words: dict[str, str] = {}
+    first_prefix: dict[tuple[str, str], str] = {}
+    shared: dict[str, dict[str, str]] = {"word_counts": {}, "traces": {}}
+
+    entries: list[AuditEntry] = []
     timing: dict[str, float] = {}
     progress(Progress("audit", 0, n, "tokenizers"))
     for i, source in enumerate(tokenizers):
         label = labels[i]
         entry = failures.get(i)
         if entry is None:
-            t = time.monotonic()
 
             def forward(p: Progress, label: str = label) -> None:
                 detail = f"{label}: {p.detail}" if p.detail else label
                 progress(Progress(p.stage, p.done, p.total, p.unit, detail))
 
+            rt = replace(runtime, progress=forward)
+            timer = stages.Timer()
+            w, prefix = words_of(i), prefix_of(i)
             try:
-                result = infer(
-                    loaded[i],
-                    samples_dir,
-                    merges=merges,
-                    max_bytes=max_bytes,
-                    solver=solver,
-                    time_limit=time_limit,
-                    unit=unit,
-                    clean=clean,
-                    normalize=normalize,
-                    workers=workers,
-                    offline=offline,
-                    cache=cache,
-                    progress=forward,
+                if w in first_words:
+                    shared["word_counts"][label] = first_words[w]
+                else:
+                    first_words[w] = label
+                    counted[w] = stages.count(categories, prepared[i].tok.pretokenizer, options, rt)
+                timer.lap("count")
+                if prefix in first_prefix:
+                    shared["traces"][label] = first_prefix[prefix]
+                elif len(categories) > 1:
+                    first_prefix[prefix] = label
+                    traced[prefix] = stages.replay(counted[w], prepared[i], rt)
+                else:
+                    traced[prefix] = []
+                timer.lap("replay")
+                solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
+                timer.lap("solve")
+                result = stages.report(
+                    prepared[i], counted[w], solution, options, stages.Truth(), timer.done()
                 )
-                entry = AuditEntry(label, _source_text(source), result=result, seconds=time.monotonic() - t)
+                entry = AuditEntry(label, _source_text(source), result=result, seconds=timer.seconds["total"])
             except MixinferError as exc:
-                entry = _failed(label, source, exc, time.monotonic() - t)
+                entry = _failed(label, source, exc, time.monotonic() - timer.start)
             except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
-                entry = _failed(label, source, exc, time.monotonic() - t, internal=True)
+                entry = _failed(label, source, exc, time.monotonic() - timer.start, internal=True)
+            uses_words[w] -= 1
+            uses_prefix[prefix] -= 1
+            if not uses_prefix[prefix]:
+                traced.pop(prefix, None)
+            if not uses_words[w]:
+                counted.pop(w, None)
         timing[label] = entry.seconds
         entries.append(entry)
         progress(Progress("audit", len(entries), n, "tokenizers", label))
         if on_entry is not None:
             on_entry(entry)
     timing["total"] = time.monotonic() - t_start
-    shared = {"word_counts": shared_words, "traces": shared_traces}
-    report = AuditResult(entries, names, category_groups, str(samples_dir), merges, timing, shared)
+    report = AuditResult(entries, names, category_groups, where, options.merges, timing, shared)
     if unknown:
         # Not an error: a mapping written for a larger sample set may name absent categories.
         for e in report.succeeded:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from mixinfer import pretokenizers
-from mixinfer.cache import Cache, make_key
+from mixinfer import keys, pretokenizers
+from mixinfer.cache import Cache
 from mixinfer.errors import SamplesError
 from mixinfer.fastsplit import fast_split
 from mixinfer.pretokenizers import Pretokenizer
@@ -267,8 +267,8 @@ def _merge(into: dict[bytes, int], part: dict[bytes, int]) -> None:
 
 
 def count_key(category: Category, pretok: Pretokenizer, max_bytes: int, unit: str) -> str:
-    """The cache key of a category's word counts."""
-    return make_key("words", category.fingerprint(), pretok.fingerprint(), max_bytes, unit)
+    """The cache key of a category's word counts (see :func:`mixinfer.keys.words_key`)."""
+    return keys.words_key(category, pretok, max_bytes, unit)
 
 
 def estimate_bytes(categories: Sequence[Category], max_bytes: int) -> int:
@@ -361,3 +361,15 @@ def count_words(
         results[i] = wc
     progress(Progress("count", total, total, "bytes"))
     return [results[i] for i in range(len(categories))]
+
+
+def count_documents(texts: Iterable[str], pretok: Pretokenizer) -> dict[bytes, int]:
+    """The words of ``texts`` (already cut into units) and their counts, in this process.
+
+    For text held in memory (a simulation's attack samples); :func:`count_words` reads categories.
+    """
+    counter = _Counter(pretok)
+    words: dict[bytes, int] = {}
+    for batch in _batches(texts):
+        _merge(words, counter.count(batch))
+    return words

@@ -21,7 +21,8 @@ from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 
-from mixinfer.cache import Cache, make_key
+from mixinfer import keys
+from mixinfer.cache import Cache
 from mixinfer.counting import WordCounts
 from mixinfer.errors import TokenizerError
 from mixinfer.progress import Progress, ProgressCallback, noop
@@ -292,15 +293,8 @@ def replay(
 
 
 def trace_key(words_key: str, tok: BPETokenizer, merges: int) -> str:
-    """The cache key of a trace: the word counts it came from and the merges replayed.
-
-    Pair codes are ``a * size + b`` with ``size`` the number of tokens of the *whole* merge list,
-    so the size is part of the key: two lists sharing their first ``merges`` merges but not their
-    length must not share traces.
-    """
-    tokens = {bytes([b]) for b in range(256)} | set(tok.alphabet)
-    size = len(tokens | {a + b for a, b in tok.merges})
-    return make_key("trace", words_key, tok.merges_fingerprint(merges), merges, size)
+    """The cache key of a trace (see :func:`mixinfer.keys.trace_key`)."""
+    return keys.trace_key(words_key, tok, merges)
 
 
 def cached_replay(

@@ -17,7 +17,7 @@ This reproduces the structure of Table 1 of Hayase et al. (2024). For each trial
    document (``unit="document"``) or one line (``unit="line"``) per item. The *true* proportions
    are the UTF-8 bytes actually fed;
 4. run every method on the attack parts (at most ``attack_bytes`` per category): the LP
-   (:func:`mixinfer.infer` with the first ``merges`` merges), and the baselines of
+   (the stages of :func:`mixinfer.infer` with the first ``merges`` merges), and the baselines of
    :mod:`mixinfer.baselines` -- TEE, TC and random. As the paper defines them, TEE and TC use the
    tokenizer as trained (its whole vocabulary; TEE's references have the same vocabulary size);
    ``baseline_merges`` restricts them to a merge prefix instead (e.g. the LP's ``T``);
@@ -28,11 +28,10 @@ being scored), so it needs at least two trials.
 
 Trained tokenizers (mixtures and TEE's single-category references) and token counts are cached in
 the on-disk cache, content-addressed by the data fingerprints, the settings that shape them, the
-seed and the trial (``sim-tokenizer`` and ``sim-counts`` entries); word counts and traces
-are cached by :func:`mixinfer.infer` as usual. Re-running a table is therefore cheap, and a run with
-the same seed and settings gives the same numbers (HF BPE training is deterministic for a given
-input; the attack samples are written to a temporary directory with fixed names and timestamps, so
-their cache keys are stable too).
+seed and the trial (``sim-tokenizer`` and ``sim-counts`` entries); the LP composes the stages of
+:mod:`mixinfer.stages` on the attack texts, whose word counts are keyed by content. Re-running a
+table is therefore cheap, and a run with the same seed and settings gives the same numbers (HF BPE
+training is deterministic for a given input).
 """
 
 from __future__ import annotations
@@ -53,11 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixinfer import baselines
-from mixinfer.cache import Cache, default_cache_dir, make_key
+from mixinfer import baselines, keys, stages
+from mixinfer.cache import Cache
 from mixinfer.errors import SamplesError, UsageError
-from mixinfer.pipeline import infer
+from mixinfer.options import Options, Runtime
 from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.report import InferenceResult
 from mixinfer.samples import (
     UNITS,
     Category,
@@ -97,10 +97,6 @@ DEFAULT_TRAIN_BYTES = 30_000_000
 DEFAULT_ATTACK_BYTES = 2_000_000
 DEFAULT_VOCAB = 30_000
 DEFAULT_MERGES = 3_000
-
-# Attack files get this modification time so that their cache keys (name, size, mtime) are the
-# same on every run; their names carry a hash of their content.
-_FIXED_MTIME_NS = 1_000_000_000 * 10**9
 
 
 @dataclass(frozen=True)
@@ -448,17 +444,16 @@ def shuffled(items: Sequence[str], *key: object) -> list[str]:
 
 
 def write_attack_sample(directory: Path, documents: Sequence[str]) -> Path:
-    """Write ``documents`` as one JSONL file in ``directory``, with a stable name and time.
+    """Write ``documents`` as one JSONL file in ``directory`` (its name carries a content hash).
 
-    The file name carries a hash of the content, and the modification time is fixed, so the
-    cache key of the category (names, sizes and times of its files) is the same on every run.
+    The file is read back exactly as inference reads samples (budget, unit); cache keys of what is
+    computed from it come from content (:func:`mixinfer.keys.attack_content_key`), not from it.
     """
     directory.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in documents)
     data = text.encode("utf-8")
     path = directory / f"attack-{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
     path.write_bytes(data)
-    os.utime(path, ns=(_FIXED_MTIME_NS, _FIXED_MTIME_NS))
     return path
 
 
@@ -612,21 +607,6 @@ class _Simulator:
         self.split_sizes[name] = split.train_size
         return split
 
-    def trial_samples(self, trial: int, names: Sequence[str]) -> Path:
-        """A samples directory holding only ``names``' attack samples."""
-        root = self.workdir / f"trial-{trial}"
-        root.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link = root / name
-            target = self.split(name).attack_dir
-            if link.exists() or link.is_symlink():
-                continue
-            try:
-                link.symlink_to(target, target_is_directory=True)
-            except OSError:
-                shutil.copytree(target, link, copy_function=shutil.copy2)
-        return root
-
     def attack_texts(self, name: str) -> list[str]:
         """The attack units of a category, within the byte cap, exactly as inference reads them."""
         mine = next(c for c in discover(self.workdir / "pool") if c.name == name)
@@ -639,15 +619,14 @@ class _Simulator:
     ) -> tuple[str, str, dict[str, int], float]:
         """Train (or load) the mixture tokenizer: ``(json, cache key, bytes fed, seconds)``."""
         budgets = {c: int(round(weights[c] * self.s.train_bytes)) for c in names}
-        key = make_key(
-            "simulate-tokenizer",
+        key = keys.simulated_tokenizer_key(
             SPLIT_RULE,
             self.version,
             self.s.vocab,
             self.s.unit,
             self.s.seed,
             trial,
-            [[c, self.split(c).fingerprint, budgets[c]] for c in names],
+            [(c, self.split(c).fingerprint, budgets[c]) for c in names],
         )
         hit = _load_text(self.cache, "sim-tokenizer", key)
         if hit is not None:
@@ -674,14 +653,8 @@ class _Simulator:
         so leaves BPE's merges unchanged. Returns ``(json, cache key, seconds)``.
         """
         split = self.split(name)
-        key = make_key(
-            "simulate-reference",
-            SPLIT_RULE,
-            self.version,
-            self.s.vocab,
-            self.s.unit,
-            name,
-            split.fingerprint,
+        key = keys.reference_tokenizer_key(
+            SPLIT_RULE, self.version, self.s.vocab, self.s.unit, name, split.fingerprint
         )
         hit = _load_text(self.cache, "sim-tokenizer", key)
         if hit is not None:
@@ -692,6 +665,36 @@ class _Simulator:
         _store_text(self.cache, "sim-tokenizer", key, text, {"category": name})
         return text, key, seconds
 
+    def infer_lp(
+        self, trial: int, tokenizer_json: str, names: Sequence[str], truth: dict[str, float], runtime: Runtime
+    ) -> InferenceResult:
+        """The LP's inference for one trial, composed from the stages on the attack texts.
+
+        The attack texts are counted from memory, keyed by their content (the source category's
+        fingerprint and the split rule), so no file metadata enters a cache key.
+        """
+        options = Options(
+            merges=self.s.merges,
+            max_bytes=self.s.attack_bytes,
+            solver=self.s.solver,
+            time_limit=self.s.time_limit,
+            unit=self.s.unit,  # type: ignore[arg-type]  # validated by SimulationSettings
+        )
+        timer = stages.Timer()
+        tok = tokenizer_from_json(json.loads(tokenizer_json), source=f"simulated tokenizer (trial {trial})")
+        prepared = stages.prepare(tok, options)
+        timer.lap("clean")
+        texts = {c: self.attack_texts(c) for c in names}
+        content = {c: keys.attack_content_key(SPLIT_RULE, c, self.split(c).fingerprint) for c in names}
+        counted = stages.count_texts(texts, content, prepared.tok.pretokenizer, options, runtime)
+        timer.lap("count")
+        traces = stages.replay(counted, prepared, runtime)
+        timer.lap("replay")
+        solution = stages.solve(traces, counted, prepared, options, runtime)
+        timer.lap("solve")
+        known = stages.Truth(dict(truth), "given")
+        return stages.report(prepared, counted, solution, options, known, timer.done())
+
     def counts(self, tokenizer_json: str, tokenizer_key: str, name: str) -> tuple[np.ndarray, int, float]:
         """Token counts of a category's attack sample, encoded by the baselines' tokenizer.
 
@@ -699,10 +702,9 @@ class _Simulator:
         ``(counts per token id, sample bytes, seconds)``.
         """
         limit = self.s.baseline_merges
-        key = make_key(
-            "simulate-counts",
+        key = keys.baseline_counts_key(
             tokenizer_key,
-            "all" if limit is None else limit,
+            limit,
             self.s.attack_bytes,
             self.s.unit,
             name,
@@ -772,7 +774,8 @@ def simulate(
             f"--n {settings.n} needs at least {settings.n} categories, but the pool has "
             f"{len(pool)} ({', '.join(pool) or 'none'}); lower --n or add categories"
         )
-    cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+    runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, progress=progress)
+    cache = runtime.cache
     s = settings
     found_records: dict[tuple[int, str], TrialRecord] = {}
     infos: list[TrialInfo] = []
@@ -814,20 +817,7 @@ def simulate(
             if "lp" in s.methods:
                 step(trial, "LP")
                 t = time.monotonic()
-                tok = tokenizer_from_json(json.loads(tok_json), source=f"simulated tokenizer (trial {trial})")
-                result = infer(
-                    tok,
-                    sim.trial_samples(trial, names),
-                    merges=s.merges,
-                    max_bytes=s.attack_bytes,
-                    solver=s.solver,
-                    time_limit=s.time_limit,
-                    unit=s.unit,
-                    truth=truth,
-                    workers=workers,
-                    progress=progress,
-                    cache=cache,
-                )
+                result = sim.infer_lp(trial, tok_json, names, truth, runtime)
                 secs = time.monotonic() - t
                 timing["lp"] += secs
                 attack_sizes = {c: st.bytes for c, st in result.samples.items()}

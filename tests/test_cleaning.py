@@ -16,7 +16,8 @@ import pytest
 
 from mixinfer.cleaning import CleaningReport, clean_merges
 from mixinfer.errors import TokenizerError
-from mixinfer.pipeline import prepare_merges
+from mixinfer.options import Options
+from mixinfer.stages import clean as prepare_stage
 from mixinfer.tokenizer import load_tokenizer, tokenizer_from_json
 
 SP = "▁"
@@ -203,8 +204,8 @@ def test_trained_byte_level_list_is_left_alone(small_bpe_tokenizer_json) -> None
 def test_no_clean_refuses_a_list_out_of_creation_order() -> None:
     tok = tokenizer_from_json(sentencepiece_json(TRAINING, CHARS), source="toy")
     with pytest.raises(TokenizerError, match="--no-clean"):
-        prepare_merges(tok, clean=False)
-    cleaned, report = prepare_merges(tok, clean=True)
+        prepare_stage(tok, Options(clean=False))
+    cleaned, report = prepare_stage(tok, Options(clean=True))
     assert report.enabled and len(cleaned.merges) == len(TRAINING)
 
 

@@ -1,0 +1,190 @@
+"""What a run does (:class:`Options`) and what it runs with (:class:`Runtime`).
+
+Options are one typed, frozen, validated object, in the manner of scikit-learn's declared parameter
+constraints: every check lives in :meth:`Options.__post_init__`, and a bad value raises
+:class:`OptionError` naming the option (the CLI turns the name into its flag). The runtime holds
+what changes how a run is carried out but never its answer: the cache, the executor, progress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, get_args
+
+from mixinfer.cache import Cache, default_cache_dir
+from mixinfer.errors import UsageError
+from mixinfer.progress import ProgressCallback, noop
+from mixinfer.samples import DEFAULT_MAX_BYTES
+
+Unit = Literal["document", "line"]
+"""How text is cut before pretokenization: whole documents, or lines (HF ``train(files)``)."""
+Normalize = Literal["pairs", "bytes"]
+"""The unit of each category's counts in the LP: its initial pair count, or its bytes (the paper's)."""
+
+UNITS: tuple[str, ...] = get_args(Unit)
+NORMALIZE: tuple[str, ...] = get_args(Normalize)
+
+DEFAULT_MERGES = 30000
+"""Leading merges used by ``infer`` and ``audit`` (the paper's T)."""
+
+
+class OptionError(UsageError):
+    """An option has a value no run can use.
+
+    Attributes:
+        option: the option's field name in :class:`Options` (``max_bytes``); the CLI shows it
+            as its flag (``--max-bytes``).
+        problem: what is wrong, phrased to follow the option's name.
+    """
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option} {problem}")
+
+
+def _positive_int(name: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise OptionError(name, f"must be a positive number of {what}, not {value!r}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise OptionError(name, f"must be one of {', '.join(allowed)}, not {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Everything that changes the answer of an inference (and so its cache keys).
+
+    Attributes:
+        merges: how many leading merges to use (capped at the merge list's length).
+        max_bytes: per-category byte budget, taken deterministically.
+        solver: ``auto`` (HiGHS via highspy, else CBC), ``highs``, ``cbc`` or ``pulp:NAME``.
+        pretokenizer: a preset name overriding the tokenizer's own pretokenizer.
+        time_limit: seconds for the LP; when hit, the best proportions so far are returned with
+            ``solver["status"] == "time_limit"``.
+        unit: ``document`` or ``line`` (see :data:`Unit`).
+        normalize: ``pairs`` or ``bytes`` (see :data:`Normalize`). Without sampling noise both
+            give the same mixture; with real, mismatched samples ``pairs`` stops scripts with
+            several bytes per character from soaking up weight in character-level tokenizers.
+            Proportions are reported in bytes either way.
+        start_merge: replay merges before this without constraints (extended tokenizers).
+        clean: clean the merge list first (:func:`mixinfer.cleaning.clean_merges`).
+        offline: never use the network (``None``: follow ``HF_HUB_OFFLINE``).
+    """
+
+    merges: int = DEFAULT_MERGES
+    max_bytes: int = DEFAULT_MAX_BYTES
+    solver: str = "auto"
+    pretokenizer: str | None = None
+    time_limit: float | None = None
+    unit: Unit = "document"
+    normalize: Normalize = "pairs"
+    start_merge: int = 0
+    clean: bool = True
+    offline: bool | None = None
+
+    def __post_init__(self) -> None:
+        _positive_int("merges", self.merges, "merges")
+        _positive_int("max_bytes", self.max_bytes, "bytes")
+        _choice("unit", self.unit, UNITS)
+        _choice("normalize", self.normalize, NORMALIZE)
+        if not isinstance(self.solver, str) or not (
+            self.solver in ("auto", "highs", "cbc")
+            or (self.solver.startswith("pulp:") and len(self.solver) > 5)
+        ):
+            raise OptionError("solver", f"must be auto, highs, cbc or pulp:NAME, not {self.solver!r}")
+        if self.time_limit is not None and (
+            isinstance(self.time_limit, bool)
+            or not isinstance(self.time_limit, int | float)
+            or not math.isfinite(self.time_limit)
+            or self.time_limit <= 0
+        ):
+            raise OptionError("time_limit", f"must be a positive number of seconds, not {self.time_limit!r}")
+        if (
+            isinstance(self.start_merge, bool)
+            or not isinstance(self.start_merge, int)
+            or self.start_merge < 0
+        ):
+            raise OptionError("start_merge", f"must be a merge index of at least 0, not {self.start_merge!r}")
+        if self.start_merge >= self.merges:
+            raise OptionError(
+                "start_merge",
+                f"{self.start_merge} must be below --merges {self.merges}: constraints start there",
+            )
+        if self.pretokenizer is not None:
+            from mixinfer.pretokenizers import PRESETS
+
+            if self.pretokenizer not in PRESETS:
+                raise OptionError(
+                    "pretokenizer",
+                    f"must be a preset, one of {', '.join(PRESETS)}, not {self.pretokenizer!r}",
+                )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    def with_(self, **changes: Any) -> Options:
+        """A validated copy with some options changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a JSON-ready dictionary."""
+        return {name: getattr(self, name) for name in self.names()}
+
+
+@dataclass
+class Runtime:
+    """How a run is carried out, never what it answers: cache, parallelism, progress.
+
+    Attributes:
+        cache: the on-disk cache (``Cache(None)`` for none).
+        workers: processes for counting and replay (``None``: all cores).
+        executor: which executor runs parallel work (``auto``, ``serial``, ``process``).
+        progress: called with :class:`mixinfer.progress.Progress` updates.
+    """
+
+    cache: Cache = field(default_factory=lambda: Cache(None))
+    workers: int | None = None
+    executor: str = "auto"
+    progress: ProgressCallback = noop
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and (
+            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
+        ):
+            raise OptionError("workers", f"must be a positive number of processes, not {self.workers!r}")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        cache: Cache | None = None,
+        workers: int | None = None,
+        executor: str = "auto",
+        progress: ProgressCallback = noop,
+    ) -> Runtime:
+        """A runtime from the usual knobs: a cache directory (default: :func:`default_cache_dir`)
+        or none, or a ready cache object."""
+        if cache is None:
+            cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+        return cls(cache=cache, workers=workers, executor=executor, progress=progress)
+
+
+def options_from(options: Options | None, **given: Any) -> Options:
+    """``options``, or an :class:`Options` built from keyword arguments (library entry points
+    accept either; mixing both is a programming error, not a user's)."""
+    if options is None:
+        return Options(**given)
+    defaults = Options()
+    changed = sorted(k for k, v in given.items() if v != getattr(defaults, k))
+    if changed:
+        raise TypeError(f"pass either options= or option keywords, not both (got {', '.join(changed)})")
+    return options

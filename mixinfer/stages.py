@@ -1,0 +1,454 @@
+"""The stages of an inference, each with explicit inputs and outputs.
+
+    load -> prepare (clean, base) -> samples -> count -> replay -> solve -> report
+
+:func:`mixinfer.infer`, :func:`mixinfer.audit` and :func:`mixinfer.simulate` compose these
+directly: an audit counts once per pretokenizer and replays once per merge prefix by passing the
+same stage outputs to several tokenizers, and a simulation counts texts it holds in memory.
+Every stage takes what it needs as arguments and returns a typed value; none reads another's
+cache entries. Cache keys come from :mod:`mixinfer.keys`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixinfer import keys
+from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
+from mixinfer.counting import WordCounts, count_documents, count_words
+from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
+from mixinfer.options import Options, Runtime
+from mixinfer.pretokenizers import Pretokenizer, preset
+from mixinfer.replay import TokenTable, Trace, build_traces
+from mixinfer.report import CategoryStats, InferenceResult, read_truth
+from mixinfer.samples import Category, bundled_samples_dir, discover
+from mixinfer.solver import MixtureLP
+from mixinfer.solver import solve as solve_lp
+from mixinfer.tokenizer import BPETokenizer, load_tokenizer
+
+TRUTH_FILE = "truth.json"
+
+TokenizerSource = str | os.PathLike[str] | BPETokenizer
+SamplesSpec = str | os.PathLike[str] | None
+
+
+# -- load and prepare --------------------------------------------------------------------------------
+
+
+def load(source: TokenizerSource, options: Options) -> BPETokenizer:
+    """Stage 1: the tokenizer, loaded from any source (or given), with ``--pretokenizer`` applied."""
+    if isinstance(source, BPETokenizer):
+        if options.pretokenizer is None:
+            return source
+        p = preset(options.pretokenizer)
+        return replace(source, pretokenizer=p, notes=[*source.notes, f"pretokenizer: preset '{p.name}'"])
+    return load_tokenizer(source, pretokenizer=options.pretokenizer, offline=options.offline)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A tokenizer ready to replay: its cleaned merges and the stretch the LP constrains.
+
+    Attributes:
+        tok: the tokenizer with its merge list cleaned (or as loaded, with ``clean=False``).
+        cleaning: what cleaning removed.
+        merges_used: leading merges replayed (``--merges`` capped at the list's length).
+        start_merge: the first constrained merge (from ``--start-merge`` or ``--base``).
+        base: for an extended tokenizer, its base and the shared prefix; else ``None``.
+        notes: facts about the tokenizer for the report.
+    """
+
+    tok: BPETokenizer
+    cleaning: CleaningReport
+    merges_used: int
+    start_merge: int
+    base: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def merges_key(self) -> str:
+        """The key of the replayed merge prefix (same key: same traces for the same words)."""
+        return keys.merges_key(self.tok, self.merges_used)
+
+
+def clean(tok: BPETokenizer, options: Options) -> tuple[BPETokenizer, CleaningReport]:
+    """Stage 2a: clean ``tok``'s merge list (or only check it can be replayed, with ``clean=False``)."""
+    if options.clean:
+        cleaned, report = clean_merges(tok)
+        if not cleaned.merges:
+            raise TokenizerError(
+                f"{tok.source}: no merge is left after cleaning the merge list "
+                f"({report.summary()}); check the file, or pass --no-clean to use it as it is"
+            )
+        return cleaned, report
+    try:
+        TokenTable.build(tok)
+    except TokenizerError as exc:
+        raise TokenizerError(
+            f"{exc}. This merge list is not in order of token creation (SentencePiece "
+            "conversions list merges by piece score); run without --no-clean so that it is "
+            "cleaned first"
+        ) from None
+    return tok, disabled_report(tok)
+
+
+def prepare(tok: BPETokenizer, options: Options, base: TokenizerSource | None = None) -> Prepared:
+    """Stage 2: clean the merges, find the base's shared prefix, fix the replayed stretch."""
+    cleaned, report = clean(tok, options)
+    start, base_info = options.start_merge, None
+    if base is not None:
+        if options.start_merge:
+            raise UsageError("give either --base or --start-merge, not both (--base finds the start merge)")
+        base_tok = clean(load(base, options.with_(pretokenizer=None)), options)[0]
+        start, base_info = shared_prefix_with(cleaned, base_tok)
+        if options.merges <= start:
+            raise UsageError(
+                f"--merges {options.merges} does not reach past the {start} merges shared with the "
+                f"base {base_info['source']}; pass --merges larger than {start} (e.g. "
+                f"--merges {start + 3000}) to infer from the new merges"
+            )
+    used = min(options.merges, len(cleaned.merges))
+    notes = list(cleaned.notes)
+    if used < options.merges:
+        notes.append(f"the tokenizer has {len(cleaned.merges)} merges; using all of them")
+    if base_info is not None:
+        notes.append(
+            f"base {base_info['source']}: the first {start} merges are shared; they are "
+            f"replayed without constraints and the mixture is inferred from merges {start}..{used - 1}"
+        )
+    if not 0 <= start < used:
+        raise UsageError(f"--start-merge {start} must be at least 0 and below the merges used ({used})")
+    return Prepared(cleaned, report, used, start, base_info, tuple(notes))
+
+
+def shared_prefix(a: Sequence[tuple[bytes, bytes]], b: Sequence[tuple[bytes, bytes]]) -> int:
+    """Length of the longest common prefix of two merge lists."""
+    n = min(len(a), len(b))
+    k = 0
+    # Compare in blocks first (list slices compare in C), then merge by merge.
+    step = 1024
+    while k + step <= n and a[k : k + step] == b[k : k + step]:
+        k += step
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def shared_prefix_with(tok: BPETokenizer, base_tok: BPETokenizer) -> tuple[int, dict[str, Any]]:
+    """The number of leading merges ``tok`` shares with ``base_tok`` (both prepared alike).
+
+    Returns ``(K, {"source": ..., "shared_prefix": K, "base_merges": ...})``.
+
+    Raises:
+        UsageError: the two merge lists share no merge at the start, or ``tok`` adds nothing.
+    """
+    k = shared_prefix(tok.merges, base_tok.merges)
+    source = str(base_tok.source)
+    if k == 0:
+        raise UsageError(
+            f"{tok.source} does not extend --base {source}: their first merges differ "
+            f"({_show_merge(tok.merges[0])} vs {_show_merge(base_tok.merges[0])}); check that "
+            "the base is the tokenizer it was built from, or use --start-merge K"
+        )
+    if k >= len(tok.merges):
+        raise UsageError(
+            f"{tok.source} adds no merge to --base {source} (all its {len(tok.merges)} merges "
+            "are the base's); there is nothing to infer from"
+        )
+    return k, {"source": source, "shared_prefix": k, "base_merges": len(base_tok.merges)}
+
+
+def _show_merge(pair: tuple[bytes, bytes]) -> str:
+    return repr(" ".join(p.decode("utf-8", "backslashreplace") for p in pair))
+
+
+# -- samples and counting -----------------------------------------------------------------------------
+
+
+def samples(spec: SamplesSpec) -> tuple[str, list[Category]]:
+    """Stage 3: the categories of a samples source (default: the bundled samples)."""
+    where = Path(spec) if spec is not None else bundled_samples_dir()
+    return str(where), discover(where)
+
+
+@dataclass
+class Counted:
+    """Word counts of every category under one pretokenizer, and their cache keys.
+
+    ``keys[i]`` identifies ``counts[i]``: equal keys mean equal words, so traces are keyed by it.
+    """
+
+    counts: list[WordCounts]
+    keys: list[str]
+
+    @property
+    def names(self) -> list[str]:
+        """Category names, in order."""
+        return [wc.category for wc in self.counts]
+
+    @property
+    def sample_bytes(self) -> list[int]:
+        """Bytes read per category: the unit of the reported proportions."""
+        return [wc.bytes for wc in self.counts]
+
+
+def count(
+    categories: Sequence[Category], pretok: Pretokenizer, options: Options, runtime: Runtime
+) -> Counted:
+    """Stage 4: count every category's words with the tokenizer's pretokenizer (cached)."""
+    counts = count_words(
+        categories,
+        pretok,
+        max_bytes=options.max_bytes,
+        unit=options.unit,
+        cache=runtime.cache,
+        workers=runtime.workers,
+        progress=runtime.progress,
+    )
+    return Counted(counts, [keys.words_key(c, pretok, options.max_bytes, options.unit) for c in categories])
+
+
+def count_texts(
+    texts: Mapping[str, Sequence[str]],
+    content_keys: Mapping[str, str],
+    pretok: Pretokenizer,
+    options: Options,
+    runtime: Runtime,
+) -> Counted:
+    """Stage 4, for text in memory: count each named list of units (documents or lines, already
+    cut to the budget); ``content_keys[name]`` identifies the text for the cache."""
+    counts: list[WordCounts] = []
+    words_keys: list[str] = []
+    for name, units in texts.items():
+        key = keys.texts_words_key(content_keys[name], pretok, options.max_bytes, options.unit)
+        hit = runtime.cache.load("words", key)
+        if hit is not None:
+            wc = WordCounts.from_arrays(name, *hit)
+        else:
+            size = sum(len(u.encode("utf-8")) for u in units)
+            if size == 0:
+                raise SamplesError(f"category '{name}' has no text to count")
+            wc = WordCounts(name, count_documents(units, pretok), size, len(units))
+            meta = {"bytes": wc.bytes, "documents": wc.documents, "warnings": wc.warnings}
+            runtime.cache.store("words", key, wc.to_arrays(), meta)
+        counts.append(wc)
+        words_keys.append(key)
+    return Counted(counts, words_keys)
+
+
+# -- replay and solve -----------------------------------------------------------------------------------
+
+
+def replay(counted: Counted, prepared: Prepared, runtime: Runtime) -> list[Trace]:
+    """Stage 5: replay the prepared merges over every category's words (cached; parallel)."""
+    return build_traces(
+        counted.counts,
+        counted.keys,
+        prepared.tok,
+        prepared.merges_used,
+        runtime.cache,
+        workers=runtime.workers,
+        progress=runtime.progress,
+    )
+
+
+@dataclass
+class Solution:
+    """The LP's answer in bytes, and how it was reached.
+
+    Attributes:
+        proportions: category -> fraction of training bytes (sums to 1).
+        solver: name, status, objective, rounds, constraints, variables (and more when solved).
+        notes / warnings: for the report.
+    """
+
+    proportions: dict[str, float]
+    solver: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+_SOLVER_ORDER = ("name", "status", "objective", "rounds", "constraints", "variables", "pairs")
+
+
+def solve(
+    traces: Sequence[Trace], counted: Counted, prepared: Prepared, options: Options, runtime: Runtime
+) -> Solution:
+    """Stage 6: the mixture LP over the traces (an optimal solution is cached and reused)."""
+    names = counted.names
+    if len(names) == 1:
+        return Solution(
+            {names[0]: 1.0},
+            {
+                "name": "none",
+                "status": "trivial",
+                "objective": 0.0,
+                "rounds": 0,
+                "constraints": 0,
+                "variables": 0,
+            },
+            notes=[
+                f"only one category ('{names[0]}'): the answer is trivially 100%; add more "
+                "categories for a real inference"
+            ],
+        )
+    t = time.monotonic()
+    trace_keys = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in counted.keys]
+    key = keys.solution_key(
+        trace_keys, counted.sample_bytes, prepared.start_merge, options.solver, options.normalize
+    )
+    hit = runtime.cache.load("solution", key)
+    if hit is not None:
+        # The cache stores JSON with sorted keys; restore the report's key order.
+        stored = hit[1]["solver"]
+        info = {k: stored[k] for k in _SOLVER_ORDER if k in stored}
+        info.update({k: v for k, v in stored.items() if k not in info})
+        return Solution(dict(zip(names, hit[0]["alpha"].tolist(), strict=True)), info, list(hit[1]["notes"]))
+
+    sample_bytes = np.array(counted.sample_bytes, dtype=float)
+    units = sample_bytes
+    if options.normalize == "pairs":
+        units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
+    lp = MixtureLP(
+        list(traces), units.tolist(), TokenTable.build(prepared.tok).merge_codes, start=prepared.start_merge
+    )
+    # No floor here: a limit already spent building the LP stops the solver before its first
+    # round (the starting point is returned, marked time_limit), so small limits are honoured.
+    limit = options.time_limit
+    remaining = None if limit is None else max(limit - (time.monotonic() - t), 0.0)
+    result, notes = solve_lp(lp, solver=options.solver, time_limit=remaining, progress=runtime.progress)
+    warnings = list(getattr(result, "warnings", []))
+    if result.status == "time_limit":
+        warnings.append(
+            f"the time limit stopped the LP after {result.rounds} rounds with constraints "
+            f"still violated (largest violation {result.max_violation:.3g}); the proportions "
+            f"are the best found so far, not the optimum; raise --time-limit for an exact answer"
+        )
+    alpha = result.proportions
+    if options.normalize == "pairs":
+        # alpha counts each category's pairs; a category's bytes per pair turn it into bytes.
+        alpha = alpha * sample_bytes / units
+        alpha = alpha / alpha.sum()
+    info = {
+        "name": result.backend,
+        "status": result.status,
+        "objective": result.objective,
+        "rounds": result.rounds,
+        "constraints": result.constraints,
+        "variables": result.variables,
+        "pairs": lp.pairs,
+        "max_violation": result.max_violation,
+        "normalize": options.normalize,
+        "solver_seconds": result.seconds,
+    }
+    if result.status == "optimal":
+        runtime.cache.store("solution", key, {"alpha": alpha}, {"solver": info, "notes": notes})
+    return Solution(dict(zip(names, alpha.tolist(), strict=True)), info, list(notes), warnings)
+
+
+# -- truth and report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A known mixture to compare against, where it came from, and problems met finding it."""
+
+    proportions: dict[str, float] | None = None
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def find_truth(tokenizer_source: str) -> Path | None:
+    """A ``truth.json`` beside a local tokenizer file (or inside a tokenizer directory)."""
+    p = Path(tokenizer_source)
+    try:
+        if not p.exists():
+            return None
+        folder = p if p.is_dir() else p.parent
+        candidate = folder / TRUTH_FILE
+        return candidate if candidate.is_file() else None
+    except OSError:
+        return None
+
+
+def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: TokenizerSource) -> Truth:
+    """The true mixture: ``given`` (a mapping or a JSON file), else a ``truth.json`` beside the
+    tokenizer. A malformed ``given`` is an error; a malformed implicit file is only a warning."""
+    if isinstance(given, dict):
+        return Truth(dict(given), "given")
+    if given is not None:
+        return Truth(read_truth(given), str(given))
+    if isinstance(tokenizer, BPETokenizer):
+        return Truth()
+    found = find_truth(os.fspath(tokenizer))
+    if found is None:
+        return Truth()
+    try:
+        return Truth(read_truth(found), str(found))
+    except MixinferError as exc:
+        return Truth(warnings=(f"ignored {found} beside the tokenizer: {exc}",))
+
+
+def report(
+    prepared: Prepared,
+    counted: Counted,
+    solution: Solution,
+    options: Options,
+    known: Truth,
+    timing: dict[str, float],
+) -> InferenceResult:
+    """Stage 7: the typed result."""
+    tok = prepared.tok
+    warnings = [w for wc in counted.counts for w in wc.warnings]
+    warnings += list(getattr(prepared.cleaning, "warnings", []))
+    warnings += list(known.warnings) + solution.warnings
+    return InferenceResult(
+        proportions=solution.proportions,
+        tokenizer=str(tok.source),
+        merges_used=prepared.merges_used,
+        merges_total=len(tok.merges),
+        pretokenizer={
+            "name": tok.pretokenizer.name,
+            "reason": tok.pretokenizer.reason,
+            "fingerprint": tok.pretokenizer.fingerprint(),
+        },
+        solver=solution.solver,
+        timing=timing,
+        samples={wc.category: CategoryStats(wc.bytes, wc.documents, len(wc.words)) for wc in counted.counts},
+        unit=options.unit,
+        max_bytes=options.max_bytes,
+        start_merge=prepared.start_merge,
+        notes=[*prepared.notes, *solution.notes],
+        warnings=warnings,
+        truth=known.proportions,
+        truth_source=known.source,
+        cleaning=prepared.cleaning.to_dict(),
+        base=prepared.base,
+    )
+
+
+class Timer:
+    """Seconds per stage, for the report's ``timing``."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.seconds: dict[str, float] = {}
+        self._last = self.start
+
+    def lap(self, stage: str) -> None:
+        """Record the time since the previous lap under ``stage``."""
+        now = time.monotonic()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def done(self) -> dict[str, float]:
+        """The laps and the total."""
+        self.seconds["total"] = time.monotonic() - self.start
+        return self.seconds
