@@ -1,12 +1,18 @@
-"""The ``mixinfer`` command line: parse, call the library, render. Nothing else lives here."""
+"""The ``mixinfer`` command line: parse, call the library, render. Nothing else lives here.
+
+Every option shared by several commands is declared once below (as sqlite-utils' option groups
+are) and reused by each command's signature; values go into one :class:`~mixinfer.options.Options`,
+which validates them. Errors become exit codes in :data:`EXIT_CODES` and nowhere else.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -15,17 +21,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mixinfer import errors
+from mixinfer import __version__, errors
 from mixinfer.cache import Cache, default_cache_dir
-from mixinfer.cleaning import CleaningReport
-from mixinfer.pipeline import DEFAULT_MERGES, infer
+from mixinfer.options import DEFAULT_MERGES, NORMALIZE, UNITS, OptionError, Options, Runtime
+from mixinfer.pretokenizers import PRESETS
 from mixinfer.report import InferenceResult, format_for, write_atomic
-from mixinfer.samples import DEFAULT_MAX_BYTES
+from mixinfer.tables import render_audit_table, render_simulation_table, render_table
 from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
 
 if TYPE_CHECKING:
-    from mixinfer.audit import AuditEntry, AuditResult
-    from mixinfer.simulate import SimulationResult
+    from mixinfer.audit import AuditEntry
 
 # The one place where errors become exit codes (documented in the README).
 EXIT_CODES: dict[type[errors.MixinferError], int] = {
@@ -38,6 +43,9 @@ EXIT_CODES: dict[type[errors.MixinferError], int] = {
 }
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+# The reader of stdout went away (``| head``): what it read is all it wanted. As if killed by
+# SIGPIPE, the shell convention (128 + 13), without a traceback.
+EXIT_BROKEN_PIPE = 141
 
 app = typer.Typer(
     add_completion=False,
@@ -54,16 +62,21 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, option: str = "--max-bytes") -> int:
     """``"5MB"``, ``"500k"``, ``"1GiB"`` or a plain number of bytes."""
     m = _SIZE.match(text)
     if not m:
-        raise errors.UsageError(f"--max-bytes {text!r} is not a size; use e.g. 5000000, 5MB, 1GB")
+        raise errors.UsageError(f"{option} {text!r} is not a size; use e.g. 5000000, 5MB, 1GB")
     unit = (m.group(2) or "").lower()
     factor = _UNITS.get(unit[:1], 1)
     if "i" in unit[1:2]:
         factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit[0]]
     return int(float(m.group(1)) * factor)
+
+
+def flag(option: str) -> str:
+    """The command-line flag of an :class:`Options` field (``max_bytes`` -> ``--max-bytes``)."""
+    return "--" + option.replace("_", "-")
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -76,6 +89,13 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def message_for(exc: errors.MixinferError) -> str:
+    """The user's message for a library error (option names become flags)."""
+    if isinstance(exc, OptionError):
+        return f"{flag(exc.option)} {exc.problem}"
+    return str(exc)
+
+
 def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     """Run ``fn``; turn errors into one clear message on stderr and the mapped exit code."""
     try:
@@ -83,10 +103,12 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         stderr.print("[red]interrupted[/red]: no output written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except errors.MixinferError as exc:
         if debug:
             traceback.print_exc()
-        stderr.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
+        stderr.print(f"[red]error:[/red] {escape(message_for(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(exit_code_for(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
         if debug:
@@ -99,121 +121,223 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
         raise typer.Exit(EXIT_INTERNAL) from None
 
 
-def _bar(fraction: float, width: int = 30) -> str:
-    full = max(0.0, min(1.0, fraction)) * width
-    return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
+# -- output paths ----------------------------------------------------------------------------------
 
 
-def render_table(result: InferenceResult, console: Console) -> None:
-    """The human-readable result: one row per category, a bar, truth and error when known."""
-    table = Table(title=f"Inferred training mixture of {escape(result.tokenizer)}", title_justify="left")
-    table.add_column("category")
-    table.add_column("proportion", justify="right")
-    if result.truth is not None:
-        table.add_column("truth", justify="right")
-        table.add_column("error", justify="right")
-    table.add_column("")
-    for c in result.categories:
-        p = result.proportions[c]
-        row = [escape(c), f"{100 * p:.2f}%"]
-        if result.truth is not None:
-            t = result.truth.get(c, 0.0)
-            row += [f"{100 * t:.2f}%", f"{100 * (p - t):+.2f}"]
-        row.append(_bar(p))
-        table.add_row(*row)
-    solver = result.solver
-    lines = [
-        f"merges used: {result.merges_used} of {result.merges_total}; pretokenizer: "
-        f"{result.pretokenizer['name']}; unit: {result.unit}",
-        f"solver: {solver['name']} {solver['status']} after {solver['rounds']} rounds, "
-        f"{solver['constraints']} constraints, {solver['variables']} variables; "
-        f"{result.timing.get('total', 0.0):.1f} s",
-    ]
-    if result.cleaning is not None:
-        lines.append(CleaningReport.from_dict(result.cleaning).summary())
-    if result.base is not None:
-        lines.append(
-            f"base: {escape(str(result.base['source']))}; shared merge prefix: "
-            f"{result.base['shared_prefix']} "
-            f"merges (constraints from merge {result.start_merge} on)"
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(
+    output: str | os.PathLike[str] | None,
+    *,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    folders: Iterable[str | os.PathLike[str] | None] = (),
+) -> Path | None:
+    """Refuse, before any work, an output path that cannot or must not be written.
+
+    ``-o ''``, an existing directory, a path under a file, any of the
+    ``inputs`` (the tokenizer, its base, the truth file...), or a path inside one of ``folders``
+    (the samples: a result written there would be read as a sample next time) are usage errors.
+    """
+    if output is None:
+        return None
+    text = os.fspath(output)
+    if not text.strip():
+        raise errors.UsageError("--output is empty; give a file name such as result.json")
+    path = Path(text)
+    if path.is_dir():
+        raise errors.UsageError(
+            f"--output {text} is a directory; give a file name such as {path / 'result.json'}"
         )
-    elif result.start_merge:
-        lines.append(f"constraints from merge {result.start_merge} on (--start-merge)")
-    if result.truth is not None:
-        lines.append(f"log10 MSE against the truth ({result.truth_source}): {result.log10_mse:.2f}")
-    console.print(table)
-    for line in lines:
-        console.print(line, soft_wrap=True, markup=False)
+    # Missing folders are created when writing; an existing ancestor must be a folder.
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise errors.UsageError(f"--output {text}: {ancestor} is a file, not a folder")
+    for given in inputs:
+        if given is not None and _same_file(path, Path(given)):
+            raise errors.UsageError(
+                f"--output {text} is an input of this run ({os.fspath(given)}); writing it would "
+                "destroy the input: choose another file name"
+            )
+    resolved = path.resolve()
+    for folder in folders:
+        if folder is not None and Path(folder).is_dir() and resolved.is_relative_to(Path(folder).resolve()):
+            raise errors.UsageError(
+                f"--output {text} is inside the samples folder {os.fspath(folder)}; it would be read as "
+                "a sample next time: write it elsewhere"
+            )
+    return path
 
 
-def _emit(result: InferenceResult, output: Path | None, fmt: str, quiet: bool) -> None:
-    for note in result.notes:
-        if not quiet:
-            stderr.print(f"[cyan]note:[/cyan] {escape(note)}", soft_wrap=True)
-    for warning in result.warnings:
-        stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
-    if output is not None:
-        write_atomic(output, result.render(fmt))
-        if not quiet:
-            stderr.print(f"wrote {escape(str(output))}")
-    elif fmt == "table":
-        render_table(result, Console(highlight=False))
-    else:
-        sys.stdout.write(result.render(fmt))
-        sys.stdout.flush()
+# -- shared options: each declared once ---------------------------------------------------------------
 
-
-# Shared by infer and audit.
-NormalizeOption = Annotated[
+TokenizerArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="tokenizer.json; a directory with tokenizer.json or vocab.json+merges.txt; merges.txt; "
+        "a tiktoken ranks file; tiktoken:NAME; or a Hugging Face Hub id ORG/NAME. "
+        "Default: the bundled demo tokenizer.",
+        show_default=False,
+    ),
+]
+SamplesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--samples",
+        help="Directory with one sub-directory of text per category.",
+        show_default="the bundled samples",
+    ),
+]
+MergesOpt = Annotated[int, typer.Option("--merges", help="Leading merges to use (T).")]
+MaxBytesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-bytes", help="Per-category byte budget, e.g. 5MB.", show_default="all of each sample"
+    ),
+]
+SolverOpt = Annotated[str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")]
+TimeLimitOpt = Annotated[
+    float | None, typer.Option("--time-limit", help="Seconds for each LP.", show_default="none")
+]
+UnitOpt = Annotated[
+    str, typer.Option("--unit", help=f"{' | '.join(UNITS)}: how text is cut before counting.")
+]
+NormalizeOpt = Annotated[
     str,
     typer.Option(
         "--normalize",
-        help="pairs | bytes: the unit of each category's counts in the LP (pairs: less weight "
-        "soaked up by multi-byte scripts in SentencePiece tokenizers; bytes: the paper's).",
+        help=f"{' | '.join(NORMALIZE)}: the unit of each category's counts in the LP (pairs: less "
+        "weight soaked up by multi-byte scripts in SentencePiece tokenizers; bytes: the paper's).",
+    ),
+]
+PretokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pretokenizer",
+        help=f"Preset overriding the tokenizer's own: {', '.join(PRESETS)}.",
+        show_default="the tokenizer's own",
+    ),
+]
+NoCleanOpt = Annotated[bool, typer.Option("--no-clean", help="Use merge lists as loaded, without cleaning.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never use the network.")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Cache directory.", show_default=str(default_cache_dir())),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr unless it fails.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+GroupsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--groups",
+        help="Category -> group mapping (.yaml, .json or .csv).",
+        show_default="English, Code, Latin/Cyrillic, Other languages",
     ),
 ]
 
 
+def make_options(**values: Any) -> Options:
+    """One :class:`Options` from command-line values (sizes parsed; flags' spelling kept)."""
+    size = values.pop("max_bytes", None)
+    if size is not None:
+        values["max_bytes"] = parse_size(size)
+    if values.pop("no_clean", False):
+        values["clean"] = False
+    if values.get("offline") is False:
+        values["offline"] = None  # not given: follow HF_HUB_OFFLINE
+    return Options(**values)
+
+
+def make_runtime(cache_dir: Path | None, no_cache: bool, view: ProgressView) -> Runtime:
+    """The runtime of a command: its cache and its progress bars."""
+    return Runtime.create(cache_dir=cache_dir, use_cache=not no_cache, progress=view)
+
+
+def say(quiet: bool, text: str) -> None:
+    """A message on stderr, unless ``--quiet``."""
+    if not quiet:
+        stderr.print(text, soft_wrap=True)
+
+
+def write_stdout(text: str) -> None:
+    """Machine-readable output on stdout (nothing else ever goes there)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mixinfer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Infer the training-data mixture of a BPE tokenizer from its merge list."""
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+
+def _default_tokenizer() -> str:
+    from mixinfer import samples
+
+    demo = getattr(samples, "bundled_demo_tokenizer", None)
+    path = demo() if demo is not None else samples.bundled_samples_dir().parent / "demo" / "tokenizer.json"
+    return os.fspath(path)
+
+
+def emit_result(result: InferenceResult, output: Path | None, fmt: str, quiet: bool) -> None:
+    """Notes and warnings to stderr; the result to ``output`` or stdout."""
+    for note in result.notes:
+        say(quiet, f"[cyan]note:[/cyan] {escape(note)}")
+    for warning in result.warnings:
+        say(quiet, f"[yellow]warning:[/yellow] {escape(warning)}")
+    if output is not None:
+        write_atomic(output, result.render(fmt))
+        say(quiet, f"wrote {escape(str(output))}")
+    elif fmt == "table":
+        render_table(result, Console(highlight=False), warnings=quiet)
+    else:
+        write_stdout(result.render(fmt))
+
+
 @app.command("infer")
 def infer_command(
-    tokenizer: Annotated[
-        str,
-        typer.Argument(
-            help="tokenizer.json; a directory with tokenizer.json or vocab.json+merges.txt; "
-            "merges.txt; a .tiktoken file; tiktoken:NAME; or a Hugging Face Hub id ORG/NAME."
-        ),
-    ],
-    samples: Annotated[
+    tokenizer: TokenizerArg = None,
+    samples: SamplesOpt = None,
+    merges: MergesOpt = DEFAULT_MERGES,
+    max_bytes: MaxBytesOpt = None,
+    solver: SolverOpt = "auto",
+    pretokenizer: PretokenizerOpt = None,
+    time_limit: TimeLimitOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write JSON or CSV here.", show_default="stdout")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="table | json | csv.", show_default="by extension, else table"),
+    ] = None,
+    unit: UnitOpt = "document",
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    truth: Annotated[
         Path | None,
         typer.Option(
-            "--samples",
-            help="Directory with one sub-directory of text per category [default: the bundled samples].",
+            "--truth", help="JSON with the true mixture.", show_default="truth.json beside TOKENIZER"
         ),
-    ] = None,
-    merges: Annotated[int, typer.Option("--merges", help="Leading merges to use.")] = DEFAULT_MERGES,
-    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")] = str(
-        DEFAULT_MAX_BYTES
-    ),
-    solver: Annotated[
-        str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")
-    ] = "auto",
-    pretokenizer: Annotated[
-        str | None, typer.Option("--pretokenizer", help="Preset overriding the tokenizer's own.")
-    ] = None,
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="Seconds for the LP solver.")
-    ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSON or CSV here.")] = None,
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="table | json | csv [default: by extension].")
-    ] = None,
-    unit: Annotated[
-        str, typer.Option("--unit", help="document | line: how text is cut before counting.")
-    ] = "document",
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the cache.")] = False,
-    truth: Annotated[
-        Path | None, typer.Option("--truth", help="JSON with the true mixture, for comparison.")
     ] = None,
     start_merge: Annotated[
         int, typer.Option("--start-merge", help="Build constraints from this merge on.")
@@ -222,54 +346,48 @@ def infer_command(
         str | None,
         typer.Option(
             "--base",
-            help="Tokenizer that TOKENIZER extends: infer from the merges after their shared prefix only.",
+            help="Tokenizer that TOKENIZER extends: infer from the merges after their shared prefix.",
         ),
     ] = None,
-    no_clean: Annotated[
-        bool, typer.Option("--no-clean", help="Use the merge list as loaded, without cleaning.")
-    ] = False,
-    normalize: NormalizeOption = "pairs",
-    offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    no_clean: NoCleanOpt = False,
+    normalize: NormalizeOpt = "pairs",
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Infer what fraction of TOKENIZER's training bytes came from each sample category."""
 
     def run() -> None:
+        from mixinfer.pipeline import run as run_pipeline
+
+        source = tokenizer if tokenizer is not None else _default_tokenizer()
+        options = make_options(
+            merges=merges,
+            max_bytes=max_bytes,
+            solver=solver,
+            pretokenizer=pretokenizer,
+            time_limit=time_limit,
+            unit=unit,
+            start_merge=start_merge,
+            no_clean=no_clean,
+            normalize=normalize,
+            offline=offline,
+        )
         out_fmt = format_for(output, fmt)
-        budget = parse_size(max_bytes)
+        target = check_output(output, inputs=[source, base, truth], folders=[samples])
         view = ProgressView(enabled=not quiet)
         with view.running():
-            result = infer(
-                tokenizer,
-                samples,
-                merges=merges,
-                max_bytes=budget,
-                solver=solver,
-                pretokenizer=pretokenizer,
-                time_limit=time_limit,
-                unit=unit,
-                cache_dir=cache_dir,
-                use_cache=not no_cache,
-                truth=truth,
-                start_merge=start_merge,
-                offline=True if offline else None,
-                progress=view,
-                clean=not no_clean,
-                base=base,
-                normalize=normalize,
+            result = run_pipeline(
+                source, samples, options, make_runtime(cache_dir, no_cache, view), truth=truth, base=base
             )
         check_interrupted()
-        _emit(result, output, out_fmt, quiet)
+        emit_result(result, target, out_fmt, quiet)
 
     run_guarded(debug, run)
 
 
 @cache_app.command("info")
-def cache_info(
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-) -> None:
+def cache_info(cache_dir: CacheDirOpt = None, debug: DebugOpt = False) -> None:
     """Show where the cache is and what it holds."""
 
     def run() -> None:
@@ -288,21 +406,18 @@ def cache_info(
 
 
 @cache_app.command("clear")
-def cache_clear(
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-) -> None:
-    """Remove every cache entry."""
+def cache_clear(cache_dir: CacheDirOpt = None, quiet: QuietOpt = False, debug: DebugOpt = False) -> None:
+    """Remove every cache entry (only files the cache wrote)."""
 
     def run() -> None:
         cache = Cache(cache_dir or default_cache_dir())
         removed = cache.clear()
-        stderr.print(f"removed {removed} cache entries from {escape(str(cache.directory))}")
+        say(quiet, f"removed {removed} cache entries from {escape(str(cache.directory))}")
 
     run_guarded(debug, run)
 
 
-def _audit_format(output: str | None, fmt: str | None) -> str:
+def _report_format(output: str | None, fmt: str | None) -> str:
     if fmt is not None:
         if fmt not in ("csv", "json"):
             raise errors.UsageError(f"unknown --format {fmt!r}; use csv or json")
@@ -318,110 +433,41 @@ def _audit_format(output: str | None, fmt: str | None) -> str:
     )
 
 
-def render_audit_table(result: AuditResult, console: Console) -> None:
-    """The human-readable audit: one row per tokenizer, one column per group, status and time."""
-    groups = result.group_names
-    table = Table(
-        title=f"Inferred training mixtures ({len(result.categories)} categories, "
-        f"{len(groups)} groups, up to {result.merges} merges)",
-        title_justify="left",
-    )
-    table.add_column("tokenizer")
-    for g in groups:
-        table.add_column(escape(g), justify="right")
-    table.add_column("merges", justify="right")
-    table.add_column("cleaning", justify="right")
-    table.add_column("time", justify="right")
-    by_group = result.proportions("group")
-    for e in result.entries:
-        if e.result is None:
-            table.add_row(
-                escape(e.label),
-                *(["-"] * len(groups)),
-                "-",
-                "-",
-                f"{e.seconds:.0f} s",
-                style="red",
-            )
-            continue
-        props = by_group[e.label]
-        cleaning = e.result.cleaning or {}
-        removed = cleaning.get("merges_before", 0) - cleaning.get("merges_after", 0)
-        table.add_row(
-            escape(e.label),
-            *(f"{100 * props[g]:.1f}%" for g in groups),
-            str(e.result.merges_used),
-            f"-{removed}" if cleaning.get("enabled") else "off",
-            f"{e.seconds:.0f} s",
-        )
-    console.print(table)
-    for g in groups:
-        members = [c for c in result.categories if result.groups[c] == g]
-        console.print(f"{escape(g)}: {escape(', '.join(members))}", soft_wrap=True)
-    console.print(f"total: {result.timing.get('total', 0.0):.0f} s", soft_wrap=True)
-
-
 @app.command("audit")
 def audit_command(
     tokenizers: Annotated[
         list[str], typer.Argument(help="Tokenizers to audit (any source `infer` accepts).")
     ],
-    samples: Annotated[
-        Path | None,
-        typer.Option(
-            "--samples",
-            help="Directory with one sub-directory of text per category (default: the bundled samples).",
-        ),
-    ] = None,
-    merges: Annotated[
-        int, typer.Option("--merges", help="Leading merges to use per tokenizer.")
-    ] = DEFAULT_MERGES,
-    groups: Annotated[
-        Path | None,
-        typer.Option(
-            "--groups",
-            help="Category -> group mapping (.yaml, .json or .csv) "
-            "(default: English, Code, Latin/Cyrillic, Other languages).",
-        ),
-    ] = None,
+    samples: SamplesOpt = None,
+    merges: MergesOpt = DEFAULT_MERGES,
+    groups: GroupsOpt = None,
     output: Annotated[
         str | None,
         typer.Option(
             "--output",
             "-o",
-            help="Write the report here (.csv or .json; - for "
-            "stdout). Without it the summary table goes to stdout.",
+            help="Write the report here (.csv or .json; - for stdout).",
+            show_default="a table on stdout",
         ),
     ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv | json (default: by extension).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | json.", show_default="by extension")
+    ] = None,
     wide: Annotated[
         bool, typer.Option("--wide", help="CSV with one row per tokenizer (columns: --by).")
     ] = False,
     by: Annotated[str, typer.Option("--by", help="Columns of --wide: category | group.")] = "category",
-    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Per-category byte budget, e.g. 5MB.")] = str(
-        DEFAULT_MAX_BYTES
-    ),
-    solver: Annotated[
-        str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")
-    ] = "auto",
-    time_limit: Annotated[
-        float | None,
-        typer.Option("--time-limit", help="Seconds for each tokenizer's LP solver."),
-    ] = None,
-    unit: Annotated[
-        str, typer.Option("--unit", help="document | line: how text is cut before counting.")
-    ] = "document",
-    no_clean: Annotated[
-        bool, typer.Option("--no-clean", help="Use merge lists as loaded, without cleaning.")
-    ] = False,
-    normalize: NormalizeOption = "pairs",
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
-    ] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    max_bytes: MaxBytesOpt = None,
+    solver: SolverOpt = "auto",
+    time_limit: TimeLimitOpt = None,
+    unit: UnitOpt = "document",
+    no_clean: NoCleanOpt = False,
+    normalize: NormalizeOpt = "pairs",
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Infer the mixtures of several tokenizers over the same categories; write a CSV report.
 
@@ -432,70 +478,70 @@ def audit_command(
     def run() -> int:
         from mixinfer.audit import audit
 
-        out_fmt = _audit_format(output, fmt)
+        options = make_options(
+            merges=merges,
+            max_bytes=max_bytes,
+            solver=solver,
+            time_limit=time_limit,
+            unit=unit,
+            no_clean=no_clean,
+            normalize=normalize,
+            offline=offline,
+        )
+        out_fmt = _report_format(output, fmt)
         if by not in ("category", "group"):
             raise errors.UsageError(f"unknown --by {by!r}; use category or group")
-        budget = parse_size(max_bytes)
+        to_file = output is not None and output != "-"
+        if to_file:
+            check_output(output, inputs=[*tokenizers, groups], folders=[samples])
         view = ProgressView(enabled=not quiet)
 
         def report_entry(entry: AuditEntry) -> None:
             if entry.result is None:
                 stderr.print(
-                    f"[red]failed:[/red] {escape(entry.label)}: {escape(entry.error or '')}",
-                    soft_wrap=True,
+                    f"[red]failed:[/red] {escape(entry.label)}: {escape(entry.error or '')}", soft_wrap=True
                 )
-            elif not quiet:
-                stderr.print(
-                    f"[green]done:[/green] {escape(entry.label)} in {entry.seconds:.0f} s "
-                    f"({entry.result.merges_used} merges, solver {entry.result.solver['status']})",
-                    soft_wrap=True,
-                )
-                for warning in entry.result.warnings:
-                    stderr.print(
-                        f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}",
-                        soft_wrap=True,
-                    )
+                return
+            say(
+                quiet,
+                f"[green]done:[/green] {escape(entry.label)} in {entry.seconds:.0f} s "
+                f"({entry.result.merges_used} merges, solver {entry.result.solver['status']})",
+            )
+            for warning in entry.result.warnings:
+                say(quiet, f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}")
 
         with view.running():
             result = audit(
                 tokenizers,
                 samples,
-                merges=merges,
-                max_bytes=budget,
-                solver=solver,
-                time_limit=time_limit,
-                unit=unit,
+                options=options,
                 groups=groups,
-                clean=not no_clean,
-                normalize=normalize,
                 cache_dir=cache_dir,
                 use_cache=not no_cache,
-                offline=True if offline else None,
                 progress=view,
                 on_entry=report_entry,
             )
+        check_interrupted()
         text = result.render(out_fmt, wide=wide, by=by)
         if output == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            if not quiet:
-                render_audit_table(result, stderr)
-        elif output is not None:
-            if result.succeeded:
-                write_atomic(output, text)
-            if not quiet:
-                render_audit_table(result, stderr)
-        else:
+            write_stdout(text)
+        elif to_file and result.succeeded:
+            assert output is not None
+            write_atomic(output, text)
+        if output is None:
             render_audit_table(result, Console(highlight=False))
+        elif not quiet:
+            render_audit_table(result, stderr)
         failed = result.failed
         if failed:
             names = ", ".join(e.label for e in failed)
-            if output is not None and output != "-" and result.succeeded:
-                where = f"; {output} holds the other {len(result.succeeded)}"
-            elif output is not None and output != "-":
-                where = f"; nothing was written to {output}"
-            else:
-                where = ""
+            where = ""
+            if to_file:
+                where = (
+                    f"; {output} holds the other {len(result.succeeded)}"
+                    if result.succeeded
+                    else (f"; nothing was written to {output}")
+                )
             stderr.print(
                 f"[red]error:[/red] {len(failed)} of {len(result.entries)} tokenizer(s) failed "
                 f"({escape(names)}){escape(where)}",
@@ -503,8 +549,8 @@ def audit_command(
             )
             first = failed[0].exception
             return exit_code_for(first) if first is not None else EXIT_INTERNAL
-        if output is not None and output != "-" and not quiet:
-            stderr.print(f"wrote {escape(output)}")
+        if to_file:
+            say(quiet, f"wrote {escape(str(output))}")
         return 0
 
     code = run_guarded(debug, run)
@@ -517,41 +563,25 @@ def plot_command(
     report: Annotated[Path, typer.Argument(help="An audit CSV (long or --wide).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png, .svg or .pdf.")],
     by: Annotated[str, typer.Option("--by", help="Bars split by group | category.")] = "group",
-    groups: Annotated[
-        Path | None,
-        typer.Option("--groups", help="Category -> group mapping (.yaml, .json or .csv)."),
-    ] = None,
+    groups: GroupsOpt = None,
     vertical: Annotated[
         bool, typer.Option("--vertical", help="Vertical bars (default: horizontal).")
     ] = False,
     title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Draw an audit report as stacked bars of group (or category) proportions per tokenizer."""
 
     def run() -> None:
         from mixinfer.plot import plot_report
 
-        path = plot_report(
-            report,
-            output,
-            by=by,
-            groups=groups,
-            title=title,
-            orientation="vertical" if vertical else "horizontal",
-        )
-        if not quiet:
-            stderr.print(f"wrote {escape(str(path))}")
+        check_output(output, inputs=[report, groups])
+        orientation = "vertical" if vertical else "horizontal"
+        path = plot_report(report, output, by=by, groups=groups, title=title, orientation=orientation)
+        say(quiet, f"wrote {escape(str(path))}")
 
     run_guarded(debug, run)
-
-
-def _simulate_size(option: str, text: str) -> int:
-    try:
-        return parse_size(text)
-    except errors.UsageError:
-        raise errors.UsageError(f"{option} {text!r} is not a size; use e.g. 300000, 300kB, 30MB") from None
 
 
 def _names(option: str, text: str | None) -> list[str]:
@@ -561,65 +591,11 @@ def _names(option: str, text: str | None) -> list[str]:
     return names
 
 
-def _fmt_log(x: float) -> str:
-    return f"{x:.2f}" if x == x and abs(x) != float("inf") else "n/a"
-
-
-def render_simulation_table(result: SimulationResult, console: Console) -> None:
-    """Table 1 style: per method the mean (± std), median and range of log10 MSE over trials."""
-    s = result.settings
-    table = Table(
-        title=f"Mixture inference on {s.trials} simulated tokenizer(s), n={s.n} categories each "
-        f"(log10 MSE, lower is better)",
-        title_justify="left",
-    )
-    table.add_column("method")
-    table.add_column("trials", justify="right")
-    table.add_column("mean", justify="right")
-    table.add_column("std", justify="right")
-    table.add_column("median", justify="right")
-    table.add_column("best", justify="right")
-    table.add_column("worst", justify="right")
-    table.add_column("s/trial", justify="right")
-    labels = {"lp": "LP (ours)", "tee": "TEE", "tc": "TC", "random": "random"}
-    for m in result.summary():
-        table.add_row(
-            labels.get(m.method, m.method),
-            str(m.trials),
-            _fmt_log(m.mean),
-            _fmt_log(m.std),
-            _fmt_log(m.median),
-            _fmt_log(m.best),
-            _fmt_log(m.worst),
-            f"{m.seconds:.1f}",
-        )
-    console.print(table)
-    pool = ", ".join(result.pool)
-    lines = [
-        f"pool: {len(result.pool)} categories of {result.samples} ({pool})",
-        f"training: {s.train_bytes:,} bytes per tokenizer, vocab {s.vocab}, unit {s.unit}; "
-        f"attack: at most {s.attack_bytes:,} bytes per category"
-        + (f" (mean used {used:,.0f})" if (used := result.mean_attack_bytes()) else "")
-        + f"; LP merges T={s.merges}; TEE/TC: "
-        + (f"first {s.baseline_merges} merges" if s.baseline_merges else "whole vocabulary")
-        + f"; seed {s.seed}",
-        f"total: {result.timing.get('total', 0.0):.0f} s",
-    ]
-    for line in lines:
-        console.print(escape(line), soft_wrap=True)
-
-
 @app.command("simulate")
 def simulate_command(
     n: Annotated[int, typer.Option("--n", help="Categories per simulated mixture.")],
     trials: Annotated[int, typer.Option("--trials", help="Mixtures (tokenizers) to train and attack.")] = 5,
-    samples: Annotated[
-        Path | None,
-        typer.Option(
-            "--samples",
-            help="Directory with one sub-directory of text per category (default: the bundled samples).",
-        ),
-    ] = None,
+    samples: SamplesOpt = None,
     train_bytes: Annotated[
         str, typer.Option("--train-bytes", help="Training text per tokenizer, e.g. 30MB.")
     ] = "30MB",
@@ -631,57 +607,48 @@ def simulate_command(
     baseline_merges: Annotated[
         int | None,
         typer.Option(
-            "--baseline-merges",
-            help="Leading merges TEE and TC use (default: the whole vocabulary, as in the paper).",
+            "--baseline-merges", help="Leading merges TEE and TC use.", show_default="the whole vocabulary"
         ),
     ] = None,
     methods: Annotated[
         str, typer.Option("--methods", help="Comma-separated: lp, tee, tc, random.")
     ] = "lp,tee,tc,random",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the mixture draws.")] = 0,
-    unit: Annotated[
-        str, typer.Option("--unit", help="document | line: training items and counting unit.")
-    ] = "document",
+    unit: UnitOpt = "document",
     categories: Annotated[
         str | None,
-        typer.Option("--categories", help="Comma-separated categories to draw from (default: all)."),
+        typer.Option("--categories", help="Comma-separated categories to draw from.", show_default="all"),
     ] = None,
     exclude: Annotated[
         str | None, typer.Option("--exclude", help="Comma-separated categories to leave out.")
     ] = None,
-    solver: Annotated[
-        str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME for the LP.")
-    ] = "auto",
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="Seconds for each LP solve.")
-    ] = None,
+    solver: SolverOpt = "auto",
+    time_limit: TimeLimitOpt = None,
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
-            help="Write one row per trial and method (.csv or "
-            ".json). Without it the summary table goes to stdout.",
+            help="Write one row per trial and method (.csv or .json).",
+            show_default="a table on stdout",
         ),
     ] = None,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache directory.")] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, notes or summary.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Train tokenizers on known random mixtures; score how LP, TEE, TC and random recover them."""
 
     def run() -> None:
         from mixinfer.simulate import SimulationSettings, simulate
 
-        out_fmt = _audit_format(str(output), None) if output is not None else None
+        out_fmt = _report_format(str(output), None) if output is not None else None
         settings = SimulationSettings(
             n=n,
             trials=trials,
-            train_bytes=_simulate_size("--train-bytes", train_bytes),
-            attack_bytes=_simulate_size("--attack-bytes", attack_bytes),
+            train_bytes=parse_size(train_bytes, "--train-bytes"),
+            attack_bytes=parse_size(attack_bytes, "--attack-bytes"),
             vocab=vocab,
             merges=merges,
             baseline_merges=baseline_merges,
@@ -691,6 +658,7 @@ def simulate_command(
             solver=solver,
             time_limit=time_limit,
         )
+        target = check_output(output, folders=[samples])
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = simulate(
@@ -704,15 +672,14 @@ def simulate_command(
             )
         check_interrupted()
         for note in result.notes:
-            if not quiet:
-                stderr.print(f"[cyan]note:[/cyan] {escape(note)}", soft_wrap=True)
+            say(quiet, f"[cyan]note:[/cyan] {escape(note)}")
         for warning in result.warnings:
-            stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
-        if output is not None and out_fmt is not None:
-            write_atomic(output, result.render(out_fmt))
+            say(quiet, f"[yellow]warning:[/yellow] {escape(warning)}")
+        if target is not None and out_fmt is not None:
+            write_atomic(target, result.render(out_fmt))
             if not quiet:
                 render_simulation_table(result, stderr)
-                stderr.print(f"wrote {escape(str(output))}")
+            say(quiet, f"wrote {escape(str(target))}")
         else:
             render_simulation_table(result, Console(highlight=False))
 
@@ -721,10 +688,29 @@ def simulate_command(
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``mixinfer`` command."""
-    # Ctrl-C must raise KeyboardInterrupt in the main process even if a library reset it.
     install_interrupt_handlers()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return app(args=argv, prog_name="mixinfer")
+    try:
+        return app(args=argv, prog_name="mixinfer")
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Python flushes stdout at exit too; point it at /dev/null so that flush is quiet.
+            _silence_stdout()
+            os._exit(EXIT_BROKEN_PIPE)
+        except OSError as exc:  # e.g. ENOSPC on a redirected stdout
+            if exc.errno != errno.EPIPE:
+                raise
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -184,13 +184,13 @@ BAD_INPUTS = [
     pytest.param(opts("--max-bytes", "lots"), U, ["--max-bytes 'lots' is not a size"],
                  id="max-bytes-not-a-size"),
     pytest.param(opts("--max-bytes", "0"), U, ["--max-bytes"], id="max-bytes-zero"),
-    pytest.param(opts("--unit", "word"), U, ["--unit 'word'"], id="unit-unknown"),
+    pytest.param(opts("--unit", "word"), U, ["--unit must be one of document, line, not 'word'"], id="unit-unknown"),
     pytest.param(opts("--time-limit", "-1"), U, ["--time-limit"], id="time-limit-negative"),
     pytest.param(opts("--format", "xml"), U, ["--format 'xml'"], id="format-unknown"),
     pytest.param(opts("--format", "table"), U, ["--format table cannot be written to --output"],
                  id="format-table-to-file"),
-    pytest.param(opts("--solver", "nope"), U, ["--solver 'nope'"], id="solver-unknown"),
-    pytest.param(opts("--pretokenizer", "nope"), U, ["pretokenizer preset 'nope'", "gpt2"],
+    pytest.param(opts("--solver", "nope"), U, ["--solver must be auto, highs, cbc or pulp:NAME, not 'nope'"], id="solver-unknown"),
+    pytest.param(opts("--pretokenizer", "nope"), U, ["--pretokenizer must be a preset", "gpt2", "not 'nope'"],
                  id="pretokenizer-unknown"),
 ]  # fmt: skip
 
