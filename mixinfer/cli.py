@@ -373,8 +373,8 @@ def infer_command(
             normalize=normalize,
             offline=offline,
         )
-        out_fmt = format_for(output, fmt)
         target = check_output(output, inputs=[source, base, truth], folders=[samples])
+        out_fmt = format_for(output, fmt)
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = run_pipeline(
