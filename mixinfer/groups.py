@@ -11,6 +11,9 @@ The default grouping is the one of the paper's Figure 2:
   ``uz-Cyrl`` decides on its own);
 * **Other languages**: natural languages in any other script (``zh``, ``ja``, ``ar``, ``el``, ...).
 
+The names and codes are data, not code: ``mixinfer/data/categories.csv`` (one row per name:
+``code,group,script,name``), read once when this module is imported.
+
 A category matching none of these forms its own group (its name). A user's own mapping is read from
 YAML, JSON or CSV with :func:`load_groups`; categories it does not mention keep the default group.
 """
@@ -18,11 +21,14 @@ YAML, JSON or CSV with :func:`load_groups`; categories it does not mention keep 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,331 +40,78 @@ LATIN_CYRILLIC = "Latin/Cyrillic languages"
 OTHER_LANGUAGES = "Other languages"
 DEFAULT_GROUPS = (ENGLISH, CODE, LATIN_CYRILLIC, OTHER_LANGUAGES)
 
-ENGLISH_DOMAINS = frozenset(
-    {
-        "english",
-        "web",
-        "books",
-        "book",
-        "academic",
-        "wiki",
-        "wikipedia",
-        "news",
-        "reddit",
-        "arxiv",
-        "pubmed",
-        "papers",
-        "fiction",
-        "legal",
-        "patents",
-        "stackexchange",
-        "en_web",
-        "en_books",
-        "en_academic",
-        "en_wiki",
-    }
-)
+CATEGORIES_FILE = "data/categories.csv"
+"""The table of known category names, inside the package (``code,group,script,name`` rows)."""
 
-PROGRAMMING = frozenset(
-    {
-        "code",
-        "python",
-        "py",
-        "javascript",
-        "js",
-        "typescript",
-        "ts",
-        "java",
-        "c",
-        "cpp",
-        "c++",
-        "cxx",
-        "csharp",
-        "c#",
-        "cs_code",
-        "go",
-        "golang",
-        "rust",
-        "ruby",
-        "php",
-        "perl",
-        "shell",
-        "bash",
-        "sh",
-        "powershell",
-        "sql",
-        "html",
-        "css",
-        "scss",
-        "xml",
-        "json",
-        "yaml",
-        "yml",
-        "toml",
-        "markdown",
-        "md",
-        "rst",
-        "restructuredtext",
-        "tex",
-        "latex",
-        "cmake",
-        "makefile",
-        "make",
-        "dockerfile",
-        "scala",
-        "kotlin",
-        "swift",
-        "objective-c",
-        "objc",
-        "lua",
-        "r",
-        "matlab",
-        "julia",
-        "haskell",
-        "ocaml",
-        "fortran",
-        "assembly",
-        "asm",
-        "verilog",
-        "vhdl",
-        "dart",
-        "elixir",
-        "erlang",
-        "clojure",
-        "lisp",
-        "scheme",
-        "prolog",
-        "groovy",
-        "visual_basic",
-        "vb",
-        "zig",
-        "nim",
-        "jupyter",
-        "notebook",
-        "github",
-        "stack",
-        "starcoder",
-        "the_stack",
-    }
-)
+_SCRIPTS_LATIN_CYRILLIC = frozenset({"Latin", "Cyrillic"})
 
-# ISO 639-1 (and a few 639-3) codes of languages written in the Latin or Cyrillic script.
-LATIN_CYRILLIC_CODES = frozenset(
-    # Latin script
-    {
-        "af",
-        "an",
-        "ast",
-        "az",
-        "br",
-        "bs",
-        "ca",
-        "ceb",
-        "co",
-        "cs",
-        "cy",
-        "da",
-        "de",
-        "en",
-        "eo",
-        "es",
-        "et",
-        "eu",
-        "fi",
-        "fil",
-        "fo",
-        "fr",
-        "fy",
-        "ga",
-        "gd",
-        "gl",
-        "gn",
-        "ha",
-        "haw",
-        "hr",
-        "ht",
-        "hu",
-        "id",
-        "ig",
-        "is",
-        "it",
-        "jv",
-        "ku",
-        "la",
-        "lb",
-        "li",
-        "ln",
-        "lt",
-        "lv",
-        "mg",
-        "mi",
-        "ms",
-        "mt",
-        "nb",
-        "nds",
-        "nl",
-        "nn",
-        "no",
-        "oc",
-        "om",
-        "pl",
-        "pt",
-        "qu",
-        "rm",
-        "ro",
-        "rw",
-        "sc",
-        "sk",
-        "sl",
-        "sm",
-        "sn",
-        "so",
-        "sq",
-        "st",
-        "su",
-        "sv",
-        "sw",
-        "tk",
-        "tl",
-        "tn",
-        "to",
-        "tr",
-        "uz",
-        "vi",
-        "wa",
-        "war",
-        "wo",
-        "xh",
-        "yo",
-        "zu",
-        "ay",
-        "ny",
-        "lg",
-        "kg",
-        "ts",
-        "ss",
-        "ve",
-        "nso",
-        "ilo",
-        "pam",
-        "bcl",
-        "min",
-        "ace",
-        "bjn",
-        "bar",
-        "als",
-        "vec",
-        "scn",
-        "lmo",
-        "pms",
-        "frr",
-        "hsb",
-        "dsb",
-        "csb",
-        "szl",
-        "kw",
-        "gv",
-        "se",
-        "smn",
-        "kl",
-        "ty",
-        "fj",
-        "mh",
-        "ch",
-        "crh",
-        "gag",
-        "kaa",
-        # Cyrillic script
-        "ru",
-        "uk",
-        "be",
-        "bg",
-        "mk",
-        "sr",
-        "kk",
-        "ky",
-        "mn",
-        "tg",
-        "tt",
-        "ba",
-        "cv",
-        "ce",
-        "os",
-        "av",
-        "kv",
-        "udm",
-        "mhr",
-        "mrj",
-        "sah",
-        "tyv",
-        "bxr",
-        "myv",
-        "mdf",
-        "lez",
-        "krc",
-        "kbd",
-        "ab",
-        "rue",
-        "cu",
-    }
-)
 
-# Languages in other scripts (so that they are recognised as languages, not unknown categories).
-OTHER_SCRIPT_CODES = frozenset(
-    {
-        "zh",
-        "ja",
-        "ko",
-        "ar",
-        "fa",
-        "ur",
-        "he",
-        "yi",
-        "el",
-        "hy",
-        "ka",
-        "hi",
-        "bn",
-        "pa",
-        "gu",
-        "or",
-        "ta",
-        "te",
-        "kn",
-        "ml",
-        "si",
-        "mr",
-        "ne",
-        "sa",
-        "th",
-        "lo",
-        "km",
-        "my",
-        "bo",
-        "dz",
-        "am",
-        "ti",
-        "dv",
-        "ps",
-        "sd",
-        "ug",
-        "ckb",
-        "arz",
-        "azb",
-        "pnb",
-        "mai",
-        "bh",
-        "new",
-        "as",
-        "iu",
-        "chr",
-        "yue",
-        "wuu",
-        "zh_hans",
-        "zh_hant",
-        "jv_java",
-    }
-)
+@dataclass(frozen=True)
+class KnownCategory:
+    """One row of :data:`CATEGORIES_FILE`.
+
+    Attributes:
+        code: the category name as written in lower case (``de``, ``python``, ``web``).
+        group: the group of the bare name, one of :data:`DEFAULT_GROUPS`.
+        script: the writing system of a natural language (``Latin``, ``Han``, ...); empty for English
+            domains and code.
+        name: what the code stands for (documentation only).
+    """
+
+    code: str
+    group: str
+    script: str
+    name: str
+
+
+def _parse_categories(text: str, where: str) -> tuple[KnownCategory, ...]:
+    """Read and check the table; a malformed table is a packaging bug, so errors are RuntimeError."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    rows = list(csv.reader(lines))
+    if not rows or rows[0] != ["code", "group", "script", "name"]:
+        raise RuntimeError(f"{where}: the header must be `code,group,script,name` (a packaging bug)")
+    out: list[KnownCategory] = []
+    seen: set[str] = set()
+    for row in rows[1:]:
+        if len(row) != 4:
+            raise RuntimeError(f"{where}: row {row!r} does not have 4 fields (a packaging bug)")
+        entry = KnownCategory(*row)
+        problem = None
+        if entry.code != entry.code.strip().lower() or not entry.code:
+            problem = "the code must be lower case without spaces"
+        elif entry.code in seen:
+            problem = "the code appears twice"
+        elif entry.group not in DEFAULT_GROUPS:
+            problem = f"the group must be one of {', '.join(DEFAULT_GROUPS)}"
+        elif entry.group == LATIN_CYRILLIC and entry.script not in _SCRIPTS_LATIN_CYRILLIC:
+            problem = "a Latin/Cyrillic language needs the script Latin or Cyrillic"
+        elif entry.group == OTHER_LANGUAGES and (not entry.script or entry.script in _SCRIPTS_LATIN_CYRILLIC):
+            problem = "an other-script language needs a script other than Latin or Cyrillic"
+        if problem is not None:
+            raise RuntimeError(f"{where}: row {','.join(row)!r}: {problem} (a packaging bug)")
+        seen.add(entry.code)
+        out.append(entry)
+    return tuple(out)
+
+
+@functools.cache
+def known_categories() -> tuple[KnownCategory, ...]:
+    """Every row of the bundled category table (read once, from the installed package)."""
+    text = resources.files("mixinfer").joinpath(CATEGORIES_FILE).read_text(encoding="utf-8")
+    return _parse_categories(text, f"mixinfer/{CATEGORIES_FILE}")
+
+
+ENGLISH_DOMAINS = frozenset(c.code for c in known_categories() if c.group == ENGLISH and not c.script)
+"""Names of English data (domains such as ``web`` or ``books``), besides ``en``/``eng``/``en_*``."""
+
+PROGRAMMING = frozenset(c.code for c in known_categories() if c.group == CODE)
+"""Names of programming, markup and data languages (and ``code``), besides ``code_*``."""
+
+LATIN_CYRILLIC_CODES = frozenset(c.code for c in known_categories() if c.script in _SCRIPTS_LATIN_CYRILLIC)
+"""ISO 639 codes of languages written in the Latin or Cyrillic script (``en`` and ``ts`` included)."""
+
+OTHER_SCRIPT_CODES = frozenset(c.code for c in known_categories() if c.group == OTHER_LANGUAGES)
+"""Codes of languages in other scripts (so that they are recognised as languages, not unknown names)."""
 
 _SCRIPT = re.compile(r"^([a-z]{2,3})[_-]([a-z]{4})$")
 _LANG_PREFIX = re.compile(r"^([a-z]{2,3})(?:[_-][a-z0-9]+)*$")
