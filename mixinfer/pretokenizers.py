@@ -5,7 +5,9 @@ components) so that it can be fingerprinted for the cache and shipped to worker 
 :func:`build` turns it back into live ``tokenizers`` objects, always by deserialising the JSON
 through ``tokenizers`` itself, so the pretokens are exactly those the library produces.
 
-Presets (see :data:`PRESETS`; ``--pretokenizer NAME`` selects one):
+Presets (see :data:`PRESETS`; ``--pretokenizer NAME`` selects one). Their table (names, regex
+patterns, descriptions) is package data, ``mixinfer/data/presets.csv`` and ``regex_<name>.txt``;
+the code here turns each row into ``tokenizers`` objects:
 
 ``default``
     The controlled setting of Hayase et al. (2024): no normalizer;
@@ -42,10 +44,13 @@ Presets (see :data:`PRESETS`; ``--pretokenizer NAME`` selects one):
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from mixinfer.errors import TokenizerError, UsageError
@@ -126,36 +131,43 @@ def encode_byte_level(data: bytes) -> str:
 # --------------------------------------------------------------------------------------------------
 # Patterns
 
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# The patterns and the preset table are package data (mixinfer/data/), not code: one file per
+# pattern (regex_<name>.txt, one alternative per line, verbatim: no escaping) and presets.csv.
+
+
+def _data_text(name: str) -> str:
+    return resources.files("mixinfer").joinpath("data", name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def read_pattern(name: str) -> str:
+    """The regex of ``mixinfer/data/regex_<name>.txt``: its lines (after the leading ``#`` comment
+    lines) joined with ``|``, leading spaces kept."""
+    lines = _data_text(f"regex_{name}.txt").split("\n")
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines or not all(lines):
+        raise RuntimeError(
+            f"mixinfer/data/regex_{name}.txt holds no pattern or an empty line (a packaging bug)"
+        )
+    return "|".join(lines)
+
+
+GPT2_PATTERN = read_pattern("gpt2")
 """The original GPT-2 pre-tokenization regex (what ``ByteLevel(use_regex=True)`` applies)."""
 
-# Copied verbatim from tiktoken_ext/openai_public.py (tiktoken 0.14).
-CL100K_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-"""tiktoken's ``pat_str`` for ``cl100k_base``."""
+CL100K_PATTERN = read_pattern("cl100k")
+"""tiktoken's ``pat_str`` for ``cl100k_base`` (verbatim, from tiktoken_ext/openai_public.py)."""
 
-O200K_PATTERN = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
-"""tiktoken's ``pat_str`` for ``o200k_base``."""
+O200K_PATTERN = read_pattern("o200k")
+"""tiktoken's ``pat_str`` for ``o200k_base`` (verbatim, from tiktoken_ext/openai_public.py)."""
 
-LLAMA3_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
-    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+LLAMA3_PATTERN = read_pattern("llama3")
 """The ``Split`` regex of Meta Llama 3's ``tokenizer.json``."""
 
-SENTENCEPIECE_PATTERN = r"""\p{N}|▁+(?=▁[^▁])|▁?[\p{L}\p{M}]+|▁?[^\p{L}\p{M}\p{N}▁]+|▁+"""
+SENTENCEPIECE_PATTERN = read_pattern("sentencepiece")
 """Where SentencePiece BPE (split_digits, split_by_whitespace, allow_whitespace_only_pieces,
 split_by_unicode_script) can put piece boundaries, over text whose spaces are already ``▁``."""
 
@@ -236,71 +248,73 @@ def regex_pretokenizer(pattern: str, *, name: str = "tokenizer", reason: str = "
     return Pretokenizer(name, norm_json, pre_json, byte_level=True, reason=reason)
 
 
-def _make_presets() -> dict[str, Pretokenizer]:
-    from tokenizers import Regex, normalizers, pre_tokenizers
+PRESETS_FILE = "presets.csv"
+"""The preset table in ``mixinfer/data/``: ``name,normalizer,pre_tokenizer,pattern,description``."""
 
-    def byte_level_regex() -> Any:
+
+def _normalizer(kind: str) -> Any:
+    """The normalizer a preset row names (see the comments of :data:`PRESETS_FILE`)."""
+    from tokenizers import normalizers
+
+    if kind == "":
+        return None
+    if kind == "metaspace":
+        return normalizers.Replace(" ", "▁")
+    if kind == "metaspace_prefix":
+        return normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    raise RuntimeError(f"mixinfer/data/{PRESETS_FILE}: unknown normalizer {kind!r} (a packaging bug)")
+
+
+# Pre-tokenizer kinds of the preset table -> whether their pretokens are byte-level.
+_PRE_TOKENIZER_KINDS = {
+    "byte_level": True,
+    "digits_byte_level": True,
+    "split_byte_level": True,
+    "split": False,
+}
+
+
+def _pre_tokenizer(kind: str, pattern: str | None) -> Any:
+    """The pre-tokenizer a preset row names (see the comments of :data:`PRESETS_FILE`)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    if kind.startswith("split") != (pattern is not None):
+        raise RuntimeError(
+            f"mixinfer/data/{PRESETS_FILE}: pre_tokenizer {kind!r} "
+            f"{'needs' if pattern is None else 'takes no'} pattern (a packaging bug)"
+        )
+    if kind == "byte_level":
         return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-
-    def spm_split() -> Any:
-        return pre_tokenizers.Split(Regex(SENTENCEPIECE_PATTERN), behavior="isolated", invert=False)
-
-    specs: list[tuple[str, Any, Any, bool, str]] = [
-        (
-            "default",
-            None,
-            pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=False), byte_level_regex()]),
-            True,
-            "the paper's controlled setting: Digits + ByteLevel with the GPT-2 regex",
-        ),
-        ("gpt2", None, byte_level_regex(), True, "GPT-2: ByteLevel with the GPT-2 regex"),
-        (
-            "cl100k",
-            None,
-            _split_then_bytes(CL100K_PATTERN),
-            True,
-            "tiktoken cl100k_base: its pat_str, then ByteLevel",
-        ),
-        (
-            "o200k",
-            None,
-            _split_then_bytes(O200K_PATTERN),
-            True,
-            "tiktoken o200k_base: its pat_str, then ByteLevel",
-        ),
-        (
-            "llama3",
-            None,
-            _split_then_bytes(LLAMA3_PATTERN),
-            True,
-            "Llama 3: its Split regex, then ByteLevel",
-        ),
-    ]
-    for name, label in (("llama", "Llama 1/2"), ("mistral", "Mistral 7B")):
-        specs.append(
-            (
-                name,
-                normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]),
-                spm_split(),
-                False,
-                f"{label} SentencePiece BPE: spaces to ▁ with a leading ▁, split where "
-                "SentencePiece splits (whitespace, each digit, letters vs. symbols)",
-            )
+    if kind == "digits_byte_level":
+        return pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
         )
-    specs.append(
-        (
-            "gemma",
-            normalizers.Replace(" ", "▁"),
-            spm_split(),
-            False,
-            "Gemma SentencePiece BPE: spaces to ▁ without a leading ▁, split where "
-            "SentencePiece splits (whitespace, each digit, letters vs. symbols)",
-        )
-    )
+    if kind == "split_byte_level" and pattern is not None:
+        return _split_then_bytes(pattern)
+    if kind == "split" and pattern is not None:
+        return pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False)
+    raise RuntimeError(f"mixinfer/data/{PRESETS_FILE}: unknown pre_tokenizer {kind!r} (a packaging bug)")
+
+
+def _make_presets() -> dict[str, Pretokenizer]:
+    """Build every preset of the table (names, patterns and descriptions are data; objects are code)."""
+    text = _data_text(PRESETS_FILE)
+    rows = list(csv.reader(line for line in text.splitlines() if line and not line.startswith("#")))
+    if not rows or rows[0] != ["name", "normalizer", "pre_tokenizer", "pattern", "description"]:
+        raise RuntimeError(f"mixinfer/data/{PRESETS_FILE}: unexpected header (a packaging bug)")
     presets: dict[str, Pretokenizer] = {}
-    for name, norm, pre, byte_level, why in specs:
-        norm_json, pre_json = _components_json(norm, pre)
-        presets[name] = Pretokenizer(name, norm_json, pre_json, byte_level, f"preset `{name}`: {why}")
+    for row in rows[1:]:
+        if len(row) != 5 or not row[0] or row[0] in presets or row[2] not in _PRE_TOKENIZER_KINDS:
+            raise RuntimeError(f"mixinfer/data/{PRESETS_FILE}: bad row {row!r} (a packaging bug)")
+        name, norm_kind, pre_kind, pattern_name, why = row
+        pattern = read_pattern(pattern_name) if pattern_name else None
+        norm_json, pre_json = _components_json(_normalizer(norm_kind), _pre_tokenizer(pre_kind, pattern))
+        presets[name] = Pretokenizer(
+            name, norm_json, pre_json, _PRE_TOKENIZER_KINDS[pre_kind], f"preset `{name}`: {why}"
+        )
     return presets
 
 

@@ -23,6 +23,7 @@ from mixinfer.groups import (
     default_group,
     known_categories,
 )
+from mixinfer.pretokenizers import PRESETS, PRESETS_FILE, preset, read_pattern
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "data"
@@ -30,6 +31,7 @@ GOLDEN = Path(__file__).parent / "data"
 
 def _data_rows(name: str) -> list[list[str]]:
     text = resources.files("mixinfer").joinpath(name).read_text(encoding="utf-8")
+    assert "\t" not in text and "\r" not in text
     return list(csv.reader(line for line in text.splitlines() if line and not line.startswith("#")))
 
 
@@ -54,6 +56,43 @@ def test_groups_match_the_golden_output() -> None:
     assert {name: default_group(name) for name in expected} == expected
 
 
+def test_presets_file_is_consistent() -> None:
+    rows = _data_rows(f"data/{PRESETS_FILE}")
+    assert rows[0] == ["name", "normalizer", "pre_tokenizer", "pattern", "description"]
+    names = [r[0] for r in rows[1:]]
+    assert len(names) == len(set(names)) and list(PRESETS)[: len(names)] == names
+    for name, _norm, pre, pattern, description in rows[1:]:
+        assert description and PRESETS[name].reason.endswith(description)
+        assert pre.startswith("split") == bool(pattern), name  # a Split needs a pattern, others none
+        assert not pattern or read_pattern(pattern)
+    assert preset("gpt2") is PRESETS["gpt2"]
+
+
+def test_presets_match_the_golden_output() -> None:
+    """Same patterns, and the same tokenizers components (JSON and fingerprint) for every preset."""
+    golden = json.loads((GOLDEN / "presets_golden.json").read_text(encoding="utf-8"))
+    from mixinfer import pretokenizers
+
+    for constant, pattern in golden["patterns"].items():
+        assert getattr(pretokenizers, constant) == pattern, constant
+    for name, expected in golden["presets"].items():
+        p = PRESETS[name]
+        got = {
+            "normalizer_json": p.normalizer_json,
+            "pre_tokenizer_json": p.pre_tokenizer_json,
+            "byte_level": p.byte_level,
+            "reason": p.reason,
+            "fingerprint": p.fingerprint(),
+        }
+        assert got == expected, name
+
+
+def test_pattern_files_keep_leading_spaces_and_join_lines_with_bars() -> None:
+    text = resources.files("mixinfer").joinpath("data", "regex_gpt2.txt").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert " ?\\p{L}+" in lines and read_pattern("gpt2") == "|".join(lines)
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is new in Python 3.11")
 def test_data_files_are_package_data() -> None:
     """Every file under mixinfer/data/ matches pyproject's package-data globs, so wheels carry it."""
@@ -63,7 +102,7 @@ def test_data_files_are_package_data() -> None:
     globs = config["tool"]["setuptools"]["package-data"]["mixinfer"]
     data = ROOT / "mixinfer" / "data"
     files = [p.relative_to(ROOT / "mixinfer").as_posix() for p in data.rglob("*") if p.is_file()]
-    assert CATEGORIES_FILE in files
+    assert CATEGORIES_FILE in files and f"data/{PRESETS_FILE}" in files and "data/regex_o200k.txt" in files
     for name in files:
         # fnmatch's * crosses "/", setuptools' does not: compare level by level.
         assert any(
