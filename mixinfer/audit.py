@@ -274,6 +274,7 @@ def audit(
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     where, categories = stages.samples(samples)
     names = [c.name for c in categories]
+    names_in_order = list(names)  # the samples' order, which stage outputs follow
     unknown = sorted(set(mapping) - set(names))
     category_groups = group_categories(names, mapping)
     order = {g: i for i, g in enumerate(group_order(category_groups.values()))}
@@ -326,25 +327,27 @@ def audit(
             timer = stages.Timer()
             w, prefix = words_of(i), prefix_of(i)
             try:
-                if w in first_words:
-                    shared["word_counts"][label] = first_words[w]
-                else:
-                    first_words[w] = label
-                    counted[w] = stages.count(categories, prepared[i].tok.pretokenizer, options, rt)
-                timer.lap("count")
-                if prefix in first_prefix:
-                    shared["traces"][label] = first_prefix[prefix]
-                elif len(categories) > 1:
-                    first_prefix[prefix] = label
-                    traced[prefix] = stages.replay(counted[w], prepared[i], rt)
-                else:
-                    traced[prefix] = []
-                timer.lap("replay")
-                solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
+                tok = prepared[i].tok
+                words = stages.words_keys(categories, tok.pretokenizer, options)
+                solution = stages.lookup(names_in_order, words, prepared[i], options, rt)
+                if solution is None:
+                    if w not in counted:
+                        counted[w] = stages.count(categories, tok.pretokenizer, options, rt)
+                    if w in first_words:
+                        shared["word_counts"][label] = first_words[w]
+                    else:
+                        first_words[w] = label
+                    timer.lap("count")
+                    if prefix in traced:
+                        shared["traces"][label] = first_prefix[prefix]
+                    else:
+                        first_prefix[prefix] = label
+                        many = len(categories) > 1
+                        traced[prefix] = stages.replay(counted[w], prepared[i], rt) if many else []
+                    timer.lap("replay")
+                    solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
                 timer.lap("solve")
-                result = stages.report(
-                    prepared[i], counted[w], solution, options, stages.Truth(), timer.done()
-                )
+                result = stages.report(prepared[i], solution, options, stages.Truth(), timer.done())
                 entry = AuditEntry(label, _source_text(source), result=result, seconds=timer.seconds["total"])
             except MixinferError as exc:
                 entry = _failed(label, source, exc, time.monotonic() - timer.start)

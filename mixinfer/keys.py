@@ -77,14 +77,12 @@ def trace_key(words: str, tok: BPETokenizer, merges: int) -> str:
     return make_key("trace", words, merges_key(tok, merges), merges)
 
 
-def solution_key(
-    trace_keys: Sequence[str],
-    sample_bytes: Sequence[int],
-    start_merge: int,
-    solver: str,
-    normalize: str,
-) -> str:
-    """The cache key of an optimal LP solution: a pure function of its traces and settings."""
+def solution_key(trace_keys: Sequence[str], start_merge: int, solver: str, normalize: str) -> str:
+    """The cache key of an optimal LP solution: a pure function of its traces and settings.
+
+    Trace keys fix the words (and so the bytes read) and the merges replayed, so a solution can be
+    found before any word count or trace is loaded.
+    """
     from mixinfer.solver import LP_FORMULATION  # here: the solver imports replay, which imports keys
 
     return make_key(
@@ -92,7 +90,6 @@ def solution_key(
         LP_FORMULATION,
         SOLUTION_LAYOUT,
         list(trace_keys),
-        list(sample_bytes),
         start_merge,
         solver,
         normalize,

@@ -38,13 +38,17 @@ def run(
     known = stages.truth(truth, tokenizer)
     timer.lap("clean")
     _, categories = stages.samples(samples)
-    counted = stages.count(categories, prepared.tok.pretokenizer, options, runtime)
-    timer.lap("count")
-    traces = stages.replay(counted, prepared, runtime) if len(categories) > 1 else []
-    timer.lap("replay")
-    solution = stages.solve(traces, counted, prepared, options, runtime)
+    names = [c.name for c in categories]
+    words = stages.words_keys(categories, prepared.tok.pretokenizer, options)
+    solution = stages.lookup(names, words, prepared, options, runtime)
+    if solution is None:  # not solved before: count, replay, solve
+        counted = stages.count(categories, prepared.tok.pretokenizer, options, runtime)
+        timer.lap("count")
+        traces = stages.replay(counted, prepared, runtime) if len(categories) > 1 else []
+        timer.lap("replay")
+        solution = stages.solve(traces, counted, prepared, options, runtime)
     timer.lap("solve")
-    return stages.report(prepared, counted, solution, options, known, timer.done())
+    return stages.report(prepared, solution, options, known, timer.done())
 
 
 def infer(

@@ -684,16 +684,20 @@ class _Simulator:
         tok = tokenizer_from_json(json.loads(tokenizer_json), source=f"simulated tokenizer (trial {trial})")
         prepared = stages.prepare(tok, options)
         timer.lap("clean")
-        texts = {c: self.attack_texts(c) for c in names}
         content = {c: keys.attack_content_key(SPLIT_RULE, c, self.split(c).fingerprint) for c in names}
-        counted = stages.count_texts(texts, content, prepared.tok.pretokenizer, options, runtime)
-        timer.lap("count")
-        traces = stages.replay(counted, prepared, runtime)
-        timer.lap("replay")
-        solution = stages.solve(traces, counted, prepared, options, runtime)
+        pretok = prepared.tok.pretokenizer
+        words = [keys.texts_words_key(content[c], pretok, options.max_bytes, options.unit) for c in names]
+        solution = stages.lookup(names, words, prepared, options, runtime)
+        if solution is None:
+            texts = {c: self.attack_texts(c) for c in names}
+            counted = stages.count_texts(texts, content, pretok, options, runtime)
+            timer.lap("count")
+            traces = stages.replay(counted, prepared, runtime)
+            timer.lap("replay")
+            solution = stages.solve(traces, counted, prepared, options, runtime)
         timer.lap("solve")
         known = stages.Truth(dict(truth), "given")
-        return stages.report(prepared, counted, solution, options, known, timer.done())
+        return stages.report(prepared, solution, options, known, timer.done())
 
     def counts(self, tokenizer_json: str, tokenizer_key: str, name: str) -> tuple[np.ndarray, int, float]:
         """Token counts of a category's attack sample, encoded by the baselines' tokenizer.

@@ -212,7 +212,7 @@ def count(
         workers=runtime.workers,
         progress=runtime.progress,
     )
-    return Counted(counts, [keys.words_key(c, pretok, options.max_bytes, options.unit) for c in categories])
+    return Counted(counts, words_keys(categories, pretok, options))
 
 
 def count_texts(
@@ -261,16 +261,18 @@ def replay(counted: Counted, prepared: Prepared, runtime: Runtime) -> list[Trace
 
 @dataclass
 class Solution:
-    """The LP's answer in bytes, and how it was reached.
+    """The LP's answer in bytes, how it was reached, and what was read to reach it.
 
     Attributes:
         proportions: category -> fraction of training bytes (sums to 1).
         solver: name, status, objective, rounds, constraints, variables (and more when solved).
-        notes / warnings: for the report.
+        samples: per category, what was read (bytes, documents, distinct words).
+        notes / warnings: for the report (warnings include those met reading the samples).
     """
 
     proportions: dict[str, float]
     solver: dict[str, Any]
+    samples: dict[str, CategoryStats] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -278,53 +280,74 @@ class Solution:
 _SOLVER_ORDER = ("name", "status", "objective", "rounds", "constraints", "variables", "pairs")
 
 
+def words_keys(categories: Sequence[Category], pretok: Pretokenizer, options: Options) -> list[str]:
+    """The word-count keys of categories, known before anything is read (see :func:`lookup`)."""
+    return [keys.words_key(c, pretok, options.max_bytes, options.unit) for c in categories]
+
+
+def _solution_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
+    # The words keys fix the words and so the bytes read; the merges key fixes the traces.
+    traces = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in words]
+    return keys.solution_key(traces, prepared.start_merge, options.solver, options.normalize)
+
+
+def lookup(
+    names: Sequence[str], words: Sequence[str], prepared: Prepared, options: Options, runtime: Runtime
+) -> Solution | None:
+    """Stage 6, from the cache: an optimal solution stored by an earlier identical run, or ``None``.
+
+    Tried before counting: a warm run then reads neither word counts nor traces.
+    """
+    if len(names) < 2:
+        return None
+    hit = runtime.cache.load("solution", _solution_key(words, prepared, options))
+    if hit is None:
+        return None
+    arrays, meta = hit
+    try:
+        # The cache stores JSON with sorted keys; restore the report's key order.
+        stored = meta["solver"]
+        info = {k: stored[k] for k in _SOLVER_ORDER if k in stored}
+        info.update({k: v for k, v in stored.items() if k not in info})
+        stats = {n: CategoryStats(*(int(x) for x in meta["samples"][n])) for n in names}
+        proportions = dict(zip(names, arrays["alpha"].tolist(), strict=True))
+        return Solution(proportions, info, stats, list(meta["notes"]), list(meta["sample_warnings"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # an entry of another layout: solve again (and overwrite it)
+
+
 def solve(
     traces: Sequence[Trace], counted: Counted, prepared: Prepared, options: Options, runtime: Runtime
 ) -> Solution:
-    """Stage 6: the mixture LP over the traces (an optimal solution is cached and reused)."""
+    """Stage 6: the mixture LP over the traces (an optimal solution is cached for :func:`lookup`)."""
     names = counted.names
+    stats = {wc.category: CategoryStats(wc.bytes, wc.documents, len(wc.words)) for wc in counted.counts}
+    sample_warnings = [w for wc in counted.counts for w in wc.warnings]
     if len(names) == 1:
+        trivial = {"name": "none", "status": "trivial", "objective": 0.0, "rounds": 0}
         return Solution(
             {names[0]: 1.0},
-            {
-                "name": "none",
-                "status": "trivial",
-                "objective": 0.0,
-                "rounds": 0,
-                "constraints": 0,
-                "variables": 0,
-            },
+            {**trivial, "constraints": 0, "variables": 0},
+            stats,
             notes=[
                 f"only one category ('{names[0]}'): the answer is trivially 100%; add more "
                 "categories for a real inference"
             ],
+            warnings=sample_warnings,
         )
     t = time.monotonic()
-    trace_keys = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in counted.keys]
-    key = keys.solution_key(
-        trace_keys, counted.sample_bytes, prepared.start_merge, options.solver, options.normalize
-    )
-    hit = runtime.cache.load("solution", key)
-    if hit is not None:
-        # The cache stores JSON with sorted keys; restore the report's key order.
-        stored = hit[1]["solver"]
-        info = {k: stored[k] for k in _SOLVER_ORDER if k in stored}
-        info.update({k: v for k, v in stored.items() if k not in info})
-        return Solution(dict(zip(names, hit[0]["alpha"].tolist(), strict=True)), info, list(hit[1]["notes"]))
-
     sample_bytes = np.array(counted.sample_bytes, dtype=float)
     units = sample_bytes
     if options.normalize == "pairs":
         units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
-    lp = MixtureLP(
-        list(traces), units.tolist(), TokenTable.build(prepared.tok).merge_codes, start=prepared.start_merge
-    )
+    codes = TokenTable.build(prepared.tok).merge_codes
+    lp = MixtureLP(list(traces), units.tolist(), codes, start=prepared.start_merge)
     # No floor here: a limit already spent building the LP stops the solver before its first
     # round (the starting point is returned, marked time_limit), so small limits are honoured.
     limit = options.time_limit
     remaining = None if limit is None else max(limit - (time.monotonic() - t), 0.0)
     result, notes = solve_lp(lp, solver=options.solver, time_limit=remaining, progress=runtime.progress)
-    warnings = list(getattr(result, "warnings", []))
+    warnings = sample_warnings + list(getattr(result, "warnings", []))
     if result.status == "time_limit":
         warnings.append(
             f"the time limit stopped the LP after {result.rounds} rounds with constraints "
@@ -348,9 +371,18 @@ def solve(
         "normalize": options.normalize,
         "solver_seconds": result.seconds,
     }
+    solution = Solution(dict(zip(names, alpha.tolist(), strict=True)), info, stats, list(notes), warnings)
     if result.status == "optimal":
-        runtime.cache.store("solution", key, {"alpha": alpha}, {"solver": info, "notes": notes})
-    return Solution(dict(zip(names, alpha.tolist(), strict=True)), info, list(notes), warnings)
+        meta = {
+            "solver": info,
+            "notes": notes,
+            "samples": {n: [s.bytes, s.documents, s.words] for n, s in stats.items()},
+            "sample_warnings": sample_warnings,
+        }
+        runtime.cache.store(
+            "solution", _solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta
+        )
+    return solution
 
 
 # -- truth and report ------------------------------------------------------------------------------------
@@ -397,18 +429,13 @@ def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: To
 
 
 def report(
-    prepared: Prepared,
-    counted: Counted,
-    solution: Solution,
-    options: Options,
-    known: Truth,
-    timing: dict[str, float],
+    prepared: Prepared, solution: Solution, options: Options, known: Truth, timing: dict[str, float]
 ) -> InferenceResult:
     """Stage 7: the typed result."""
     tok = prepared.tok
-    warnings = [w for wc in counted.counts for w in wc.warnings]
+    warnings = list(solution.warnings)
     warnings += list(getattr(prepared.cleaning, "warnings", []))
-    warnings += list(known.warnings) + solution.warnings
+    warnings += list(known.warnings)
     return InferenceResult(
         proportions=solution.proportions,
         tokenizer=str(tok.source),
@@ -421,7 +448,7 @@ def report(
         },
         solver=solution.solver,
         timing=timing,
-        samples={wc.category: CategoryStats(wc.bytes, wc.documents, len(wc.words)) for wc in counted.counts},
+        samples=solution.samples,
         unit=options.unit,
         max_bytes=options.max_bytes,
         start_merge=prepared.start_merge,
