@@ -10,6 +10,7 @@ Reveal about their Training Data?" (NeurIPS 2024). Typical use::
 
 from __future__ import annotations
 
+from mixinfer import stages
 from mixinfer.audit import AuditResult, audit
 from mixinfer.cache import Cache, default_cache_dir
 from mixinfer.errors import (
@@ -22,6 +23,7 @@ from mixinfer.errors import (
     TokenizerNotFoundError,
     UsageError,
 )
+from mixinfer.options import OptionError, Options, Runtime
 from mixinfer.pipeline import infer
 from mixinfer.pretokenizers import PRESETS, Pretokenizer
 from mixinfer.progress import Progress
@@ -40,8 +42,11 @@ __all__ = [
     "InferenceResult",
     "MissingDependencyError",
     "MixinferError",
+    "OptionError",
+    "Options",
     "Pretokenizer",
     "Progress",
+    "Runtime",
     "SamplesError",
     "SimulationResult",
     "SolverError",
@@ -54,4 +59,5 @@ __all__ = [
     "infer",
     "load_tokenizer",
     "simulate",
+    "stages",
 ]

@@ -277,3 +277,23 @@ def test_infer_without_a_tokenizer_runs_the_bundled_demo(tmp_path: Path) -> None
     data = json.loads(proc.stdout)
     assert len(data["proportions"]) > 5
     assert data["truth"]["log10_mse"] < -1
+
+
+def test_the_readme_library_example_runs(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """The README's stage-by-stage example is real code: run it on a small tokenizer and samples."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("As a library:\n\n```python\n", 1)[1].split("```", 1)[0]
+    code = (
+        block.replace('"tokenizer.json"', repr(str(small_bpe_tokenizer_json)))
+        .replace('"samples/"', repr(str(samples)))
+        .replace('"/tmp/mixinfer-cache"', repr(str(tmp_path / "cache")))
+        .replace("merges=3000", "merges=80")
+        .replace('mixinfer.load_tokenizer("tiktoken:cl100k_base")', "None")
+    )
+    scope: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    result = scope["result"]
+    assert isinstance(result, mixinfer.InferenceResult)
+    assert result.proportions == pytest.approx(scope["solution"].proportions)  # type: ignore[attr-defined]
