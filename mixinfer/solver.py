@@ -37,9 +37,14 @@ Gurobi or CPLEX where installed).
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +69,104 @@ ROWS_PER_ROUND = 10_000
 # stops, since rows pruned there tend to come straight back. Measured on GPT-2, 13 categories,
 # T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
 PRUNE_MIN = 10_000
+
+
+def _flush_c_stdio() -> None:
+    """Flush every C ``FILE*`` buffer (``fflush(NULL)``), where the C library can be found.
+
+    C code writing to a pipe or file buffers its output; without this flush, text written while
+    file descriptor 1 pointed at /dev/null could reach the real stdout later, at exit.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None) if os.name == "posix" else False
+        except OSError:  # pragma: no cover - a platform without a loadable C library
+            _LIBC = False
+    if _LIBC:
+        _LIBC.fflush(None)
+
+
+_LIBC: Any = None
+# Threads inside quiet_c_stdout(): fd 1 is redirected by the first to enter and restored by the
+# last to leave, so concurrent HiGHS constructions never restore each other's /dev/null.
+_QUIET_LOCK = threading.Lock()
+_QUIET_DEPTH = 0
+_QUIET_SAVED: int | None = None
+
+
+def _flush_python_stdout() -> None:
+    for stream in (sys.stdout, sys.__stdout__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # closed or broken stdout: nothing of ours is pending
+            pass
+
+
+@contextmanager
+def quiet_c_stdout() -> Iterator[None]:
+    """Discard what native code writes to file descriptor 1 while the block runs.
+
+    HiGHS prints its banner ("Running HiGHS ... Copyright") from C to stdout when a ``Highs``
+    object is created, before any option can silence it, which would corrupt ``--format json``
+    on stdout. Python's and C's buffers are flushed first (so nothing written before the block is
+    lost), fd 1 is pointed at /dev/null, and restored afterwards whatever happens. Thread-safe for
+    concurrent uses of this context manager; output that *other* threads write to stdout while
+    a block runs is lost too, so keep the blocks short (object construction only).
+    """
+    global _QUIET_DEPTH, _QUIET_SAVED
+    with _QUIET_LOCK:
+        if _QUIET_DEPTH == 0:
+            _flush_python_stdout()
+            _flush_c_stdio()
+            try:
+                saved = os.dup(1)
+            except OSError:  # no fd 1 at all: nothing can reach a stdout
+                saved = -1
+            if saved >= 0:
+                try:
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    try:
+                        os.dup2(devnull, 1)
+                    finally:
+                        os.close(devnull)
+                except OSError:
+                    os.close(saved)
+                    saved = -1
+            _QUIET_SAVED = saved
+        _QUIET_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET_DEPTH -= 1
+            if _QUIET_DEPTH == 0:
+                _flush_c_stdio()
+                saved = _QUIET_SAVED if _QUIET_SAVED is not None else -1
+                _QUIET_SAVED = None
+                if saved >= 0:
+                    os.dup2(saved, 1)
+                    os.close(saved)
+
+
+def new_highs() -> Any:
+    """A ``highspy.Highs`` that writes nothing to stdout, for every supported highspy (>= 1.7).
+
+    Raises :class:`MissingDependencyError` when highspy is not installed.
+    """
+    try:
+        import highspy
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "highspy is not installed; run: pip install highspy (or use --solver cbc)"
+        ) from exc
+    with quiet_c_stdout():
+        h = highspy.Highs()
+        # Silence it before it can print anything else (still inside the redirection).
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("log_to_console", False)
+    return h
 
 
 def rows_per_round_for(steps: int) -> int:
@@ -360,15 +463,10 @@ class HighsBackend(_Backend):
 
     def __init__(self, lp: MixtureLP) -> None:
         super().__init__(lp)
-        try:
-            import highspy
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "highspy is not installed; run: pip install highspy (or use --solver cbc)"
-            ) from exc
+        self.h = new_highs()
+        import highspy
+
         self._hs = highspy
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
         # Re-solves start from the previous basis; presolve would only get in the way.
         self.h.setOptionValue("presolve", "off")
         self.h.setOptionValue("solver", "simplex")
