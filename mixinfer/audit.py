@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -190,6 +191,41 @@ class AuditResult:
         return pd.read_csv(io.StringIO(self.to_long_csv()))
 
 
+_SPEC_FIELD = re.compile(r":(base|label)=")
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """One tokenizer of an audit: its source, and optionally the base it extends and a label.
+
+    On the command line: ``SOURCE[:base=BASE][:label=LABEL]``, e.g.
+    ``llama3-tokenizer.model:base=cl100k_base.tiktoken:label=llama3-new``.
+    """
+
+    source: str | os.PathLike[str] | BPETokenizer
+    base: str | None = None
+    label: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | os.PathLike[str] | BPETokenizer | TokenizerSpec) -> TokenizerSpec:
+        """Split ``SOURCE:base=BASE:label=LABEL``; a string naming an existing path is taken whole."""
+        if isinstance(text, TokenizerSpec):
+            return text
+        if isinstance(text, BPETokenizer) or not isinstance(text, str) or Path(text).exists():
+            return cls(text)
+        parts = _SPEC_FIELD.split(text)
+        if len(parts) == 1:
+            return cls(text)
+        fields: dict[str, str] = {}
+        for key, value in zip(parts[1::2], parts[2::2], strict=True):
+            if key in fields:
+                raise UsageError(f"{text}: '{key}=' is given twice")
+            if not value:
+                raise UsageError(f"{text}: '{key}=' needs a value, e.g. {parts[0]}:base=cl100k_base.tiktoken")
+            fields[key] = value
+        return cls(parts[0], fields.get("base"), fields.get("label"))
+
+
 def tokenizer_label(source: str | os.PathLike[str] | BPETokenizer) -> str:
     """A short name for reports: file stem, directory name, ``tiktoken`` name or Hub id."""
     if isinstance(source, BPETokenizer):
@@ -205,8 +241,8 @@ def tokenizer_label(source: str | os.PathLike[str] | BPETokenizer) -> str:
     return p.name or text
 
 
-def _labels(sources: Sequence[str | os.PathLike[str] | BPETokenizer]) -> list[str]:
-    labels = [tokenizer_label(s) for s in sources]
+def _labels(specs: Sequence[TokenizerSpec]) -> list[str]:
+    labels = [s.label or tokenizer_label(s.source) for s in specs]
     counts = Counter(labels)
     seen: Counter[str] = Counter()
     out = []
@@ -219,7 +255,7 @@ def _labels(sources: Sequence[str | os.PathLike[str] | BPETokenizer]) -> list[st
 
 
 def audit(
-    tokenizers: Sequence[str | os.PathLike[str] | BPETokenizer],
+    tokenizers: Sequence[str | os.PathLike[str] | BPETokenizer | TokenizerSpec],
     samples: str | os.PathLike[str] | None = None,
     *,
     options: Options | None = None,
@@ -241,7 +277,10 @@ def audit(
     """Infer the mixture of every tokenizer over the same categories, sharing work between them.
 
     Args:
-        tokenizers: tokenizer sources (see :func:`mixinfer.load_tokenizer`) or loaded tokenizers.
+        tokenizers: tokenizer sources (see :func:`mixinfer.load_tokenizer`), loaded tokenizers,
+            or :class:`TokenizerSpec` (a source with the base it extends and a label; strings
+            ``SOURCE:base=BASE:label=LABEL`` are parsed as one). A tokenizer with a base is
+            inferred from the merges after the prefix it shares with the base.
         samples: the samples directory (default: the bundled samples).
         options: an :class:`~mixinfer.options.Options`, or the keywords ``merges`` ...
             ``offline`` as for :func:`mixinfer.infer` (``time_limit`` applies to each LP).
@@ -281,16 +320,18 @@ def audit(
     names.sort(key=lambda c: (order[category_groups[c]], c))
     runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers)
 
-    labels = _labels(tokenizers)
-    n = len(tokenizers)
+    specs = [TokenizerSpec.parse(t) for t in tokenizers]
+    labels = _labels(specs)
+    n = len(specs)
     failures: dict[int, AuditEntry] = {}
     # Load and prepare every tokenizer first: a bad one fails fast, and what can be shared
     # (word counts per pretokenizer, traces per replayed merge prefix) is known before counting.
     prepared: dict[int, stages.Prepared] = {}
-    for i, source in enumerate(tokenizers):
+    for i, spec in enumerate(specs):
         t = time.monotonic()
+        source = spec.source
         try:
-            prepared[i] = stages.prepare(stages.load(source, options), options)
+            prepared[i] = stages.prepare(stages.load(source, options), options, spec.base)
         except MixinferError as exc:
             failures[i] = _failed(labels[i], source, exc, time.monotonic() - t)
         except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
@@ -314,8 +355,8 @@ def audit(
     entries: list[AuditEntry] = []
     timing: dict[str, float] = {}
     progress(Progress("audit", 0, n, "tokenizers"))
-    for i, source in enumerate(tokenizers):
-        label = labels[i]
+    for i, spec in enumerate(specs):
+        label, source = labels[i], spec.source
         entry = failures.get(i)
         if entry is None:
 

@@ -476,7 +476,7 @@ def audit_command(
     """
 
     def run() -> int:
-        from mixinfer.audit import audit
+        from mixinfer.audit import TokenizerSpec, audit
 
         options = make_options(
             merges=merges,
@@ -493,7 +493,9 @@ def audit_command(
             raise errors.UsageError(f"unknown --by {by!r}; use category or group")
         to_file = output is not None and output != "-"
         if to_file:
-            check_output(output, inputs=[*tokenizers, groups], folders=[samples])
+            specs = [TokenizerSpec.parse(t) for t in tokenizers]
+            sources = [x for s in specs for x in (s.source, s.base) if isinstance(x, str | os.PathLike)]
+            check_output(output, inputs=[*sources, groups], folders=[samples])
         view = ProgressView(enabled=not quiet)
 
         def report_entry(entry: AuditEntry) -> None:

@@ -562,3 +562,51 @@ def test_yaml_groups_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_text("de: Germanic\n", encoding="utf-8")
     with pytest.raises(MissingDependencyError, match=r"mixinfer\[yaml\]"):
         load_groups(path)
+
+
+def test_audit_takes_a_base_per_tokenizer(
+    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    """`SOURCE:base=BASE:label=NAME`: each tokenizer of a batch may extend its own base."""
+    out = tmp_path / "audit.json"
+    ext, base = str(tokenizers["extended"]), str(tokenizers["base"])
+    total = BASE_MERGES + EXTRA_MERGES
+    spec = f"{ext}:base={base}:label=new-merges"
+    samples = str(corpus["samples"])
+    res = run_cli(["audit", base, spec, ext, "--samples", samples, "--merges", str(total), "--no-cache", "-q",
+                   "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    entries = {e["label"]: e["result"] for e in json.loads(out.read_text())["tokenizers"]}
+    assert len(entries) == 3 and "new-merges" in entries
+    new = entries["new-merges"]
+    assert new["base"]["shared_prefix"] == BASE_MERGES and new["start_merge"] == BASE_MERGES
+    assert mse(new["proportions"], corpus["mix2"]) < 1e-8
+    # Without the base, the same tokenizer's answer is pulled towards the base's mixture.
+    plain = [e for label, e in entries.items() if label != "new-merges" and e["merges_used"] == total]
+    assert plain and mse(plain[0]["proportions"], corpus["mix2"]) > 1e-6
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "base", "label"),
+    [
+        ("a.json", "a.json", None, None),
+        ("tiktoken:cl100k_base", "tiktoken:cl100k_base", None, None),
+        ("l3.model:base=tiktoken:cl100k_base", "l3.model", "tiktoken:cl100k_base", None),
+        ("l3.model:label=x:base=b.json", "l3.model", "b.json", "x"),
+    ],
+)
+def test_tokenizer_specs_parse(text: str, source: str, base: str | None, label: str | None) -> None:
+    from mixinfer.audit import TokenizerSpec
+
+    spec = TokenizerSpec.parse(text)
+    assert (spec.source, spec.base, spec.label) == (source, base, label)
+
+
+def test_a_malformed_tokenizer_spec_is_a_usage_error() -> None:
+    from mixinfer.audit import TokenizerSpec
+    from mixinfer.errors import UsageError
+
+    with pytest.raises(UsageError, match="needs a value"):
+        TokenizerSpec.parse("a.json:base=")
+    with pytest.raises(UsageError, match="twice"):
+        TokenizerSpec.parse("a.json:base=b:base=c")
