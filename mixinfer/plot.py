@@ -6,7 +6,10 @@ only when a picture is drawn, with the non-interactive ``Agg`` backend.
 
 from __future__ import annotations
 
+import csv
+import math
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ FORMATS = (".png", ".svg", ".pdf")
 ORIENTATIONS = ("horizontal", "vertical")
 # Segments at least this large get their percentage printed on them.
 LABEL_MIN = 0.05
+# Reports hold each proportion to full precision; a tokenizer's total above 1 by more than rounding
+# means rows were repeated or edited.
+_SUM_TOLERANCE = 1e-3
 GROUP_COLORS = {
     "English": "#4C72B0",
     "Code": "#DD8452",
@@ -51,13 +57,81 @@ def _colors(columns: Sequence[str], plt: Any) -> list[Any]:
     return out
 
 
-def _check_output(output: str | os.PathLike[str]) -> Path:
-    path = Path(output)
+def check_output(output: str | os.PathLike[str]) -> Path:
+    """Refuse, before anything is drawn, a picture path that cannot be written.
+
+    A missing folder is created when writing (as for ``infer -o``); the nearest existing ancestor
+    must be a folder this process may create files in.
+
+    Raises:
+        UsageError: no or an unknown extension, an existing directory, a path under a file, an
+            ancestor that is not writable, or a file name too long for the file system.
+    """
+    text = os.fspath(output)
+    path = Path(text)
+    if not text.strip():
+        raise UsageError("the picture's file name is empty; give one such as mixtures.png")
     if path.suffix.lower() not in FORMATS:
         raise UsageError(
-            f"cannot tell the picture format of {path} from its extension; use {', '.join(FORMATS)}"
+            f"cannot tell the picture format of {text} from its extension; use {', '.join(FORMATS)}"
         )
+    try:
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        name_max = os.pathconf(ancestor, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+        if any(len(part.encode("utf-8", "surrogateescape")) > name_max for part in path.parts):
+            raise UsageError(f"cannot write {text}: a name in it is longer than {name_max} bytes")
+        if path.is_dir():
+            raise UsageError(
+                f"{text} is a directory; give a picture file name such as {path / 'mixtures.png'}"
+            )
+        if not ancestor.is_dir():
+            raise UsageError(f"cannot write {text}: {ancestor} is a file, not a folder")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write {text}: no permission to create files in {ancestor}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {text} ({exc.strerror or exc})") from None
     return path
+
+
+def _save_atomic(fig: Any, path: Path) -> None:
+    """Save through a temporary file in the same folder then rename: never a partial picture.
+
+    The temporary file is created with mode 0666 so the umask applies, as for any new file (not
+    the 0600 of ``tempfile.mkstemp``); its name is short, so a long target name still fits.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".mixinfer-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, dpi=150, bbox_inches="tight", format=path.suffix[1:].lower())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_values(table: Mapping[str, Mapping[str, float]]) -> None:
+    """Proportions must be finite, non-negative and sum to at most 1 per tokenizer."""
+    for label, props in table.items():
+        for column, value in props.items():
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(
+                    f"the proportion of {column!r} for {label!r} is {value}; proportions must be "
+                    "finite and non-negative (is the report from `mixinfer audit`?)"
+                )
+        total = sum(props.values())
+        if total > 1 + _SUM_TOLERANCE:
+            raise UsageError(
+                f"the proportions of {label!r} sum to {total:.4g}, more than 1; is the report from "
+                "`mixinfer audit`, each tokenizer listed once?"
+            )
 
 
 def plot_mixtures(
@@ -82,14 +156,16 @@ def plot_mixtures(
         The path written.
 
     Raises:
-        UsageError: empty table, unknown orientation or file extension.
+        UsageError: empty table, unknown orientation, proportions that are not a mixture, or an
+            output path that cannot be written (see :func:`check_output`).
         MissingDependencyError: matplotlib is not installed.
     """
-    path = _check_output(output)
+    path = check_output(output)
     if orientation not in ORIENTATIONS:
         raise UsageError(f"unknown orientation {orientation!r}; use horizontal or vertical")
     if not table:
         raise UsageError("nothing to plot: the report holds no tokenizer")
+    _check_values(table)
     if columns is None:
         seen: dict[str, None] = {}
         for props in table.values():
@@ -178,15 +254,9 @@ def plot_mixtures(
     )
     ax.set_title(title or "Inferred training mixtures", loc="left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=path.suffix[1:].lower())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
+        _save_atomic(fig, path)
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(fig)
     return path
 
@@ -225,8 +295,15 @@ def plot_report(
 
     if by not in ("group", "category"):
         raise UsageError(f"unknown --by {by!r}; use group or category")
-    _check_output(output)
-    table, csv_groups = read_report(report)
+    check_output(output)
+    source = Path(report)
+    if source.exists() and not source.is_file():
+        # A FIFO or a device would be read forever; a directory cannot be read at all.
+        raise UsageError(f"report {report} is not a regular file; give the CSV written by `mixinfer audit`")
+    try:
+        table, csv_groups = read_report(report)
+    except csv.Error as exc:
+        raise UsageError(f"{report} is not a valid audit report (CSV: {exc})") from None
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     columns: list[str] = []
     for props in table.values():
