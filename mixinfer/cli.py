@@ -26,6 +26,7 @@ from mixinfer.cache import Cache, default_cache_dir
 from mixinfer.options import DEFAULT_MERGES, NORMALIZE, UNITS, OptionError, Options, Runtime
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.report import InferenceResult, format_for, write_atomic
+from mixinfer.simulate import DEFAULT_ATTACK_BYTES, DEFAULT_TRAIN_BYTES, DEFAULT_VOCAB, SIMULATION_MERGES
 from mixinfer.tables import render_audit_table, render_simulation_table, render_table
 from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
 
@@ -600,12 +601,16 @@ def simulate_command(
     samples: SamplesOpt = None,
     train_bytes: Annotated[
         str, typer.Option("--train-bytes", help="Training text per tokenizer, e.g. 30MB.")
-    ] = "30MB",
+    ] = str(DEFAULT_TRAIN_BYTES),
     attack_bytes: Annotated[
         str, typer.Option("--attack-bytes", help="Cap on each category's attack sample.")
-    ] = "2MB",
-    vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size of the trained tokenizers.")] = 30000,
-    merges: Annotated[int, typer.Option("--merges", help="Leading merges the LP uses (T).")] = 3000,
+    ] = str(DEFAULT_ATTACK_BYTES),
+    vocab: Annotated[
+        int, typer.Option("--vocab", help="Vocabulary size of the trained tokenizers.")
+    ] = DEFAULT_VOCAB,
+    merges: Annotated[
+        int, typer.Option("--merges", help="Leading merges the LP uses (T).")
+    ] = SIMULATION_MERGES,
     baseline_merges: Annotated[
         int | None,
         typer.Option(

@@ -96,7 +96,8 @@ CSV_COLUMNS = (
 DEFAULT_TRAIN_BYTES = 30_000_000
 DEFAULT_ATTACK_BYTES = 2_000_000
 DEFAULT_VOCAB = 30_000
-DEFAULT_MERGES = 3_000
+SIMULATION_MERGES = 3_000
+"""The LP's T in simulations (the controlled setting of the accuracy grid), not infer's default."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class SimulationSettings:
     train_bytes: int = DEFAULT_TRAIN_BYTES
     attack_bytes: int = DEFAULT_ATTACK_BYTES
     vocab: int = DEFAULT_VOCAB
-    merges: int = DEFAULT_MERGES
+    merges: int = SIMULATION_MERGES
     baseline_merges: int | None = None
     methods: tuple[str, ...] = METHODS
     seed: int = 0
