@@ -42,6 +42,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -616,8 +617,55 @@ class HighsBackend(_Backend):
         return state, obj, x[: self.n].copy(), x[self.step0 : self.step0 + self.lp.steps].copy(), vp
 
 
+# PuLP statuses (3.x ``LpStatus`` codes; 4.0's ``LpSolveStatus`` keeps their numbers) that mean
+# "stopped early": 0 (Not Solved: CBC hit its time limit, 3.x), -4 TimeLimit, -8 IterationLimit (4.0).
+_PULP_STOPPED = (0, -4, -8)
+
+
+def pulp_cbc(pulp: Any, *, time_limit: float | None = None) -> Any:
+    """CBC through the API the installed PuLP supports, silent (``msg=False``).
+
+    ``COIN_CMD`` first: the only CBC interface of PuLP 4 (a ``cbc`` from the ``cbcbox`` wheel that
+    ``pip install 'pulp[cbc]'`` brings, or one on PATH), and a ``cbc`` on PATH for PuLP 2.x/3.x.
+    Then ``PULP_CBC_CMD``, the CBC binary bundled with PuLP < 4, deprecated in PuLP 3.3 (its
+    DeprecationWarning is ours to heed, not the user's: it is silenced here since ``COIN_CMD`` was
+    tried first). Raises :class:`MissingDependencyError` when neither finds a CBC.
+    """
+    coin = pulp.COIN_CMD(msg=False, timeLimit=time_limit)
+    if coin.available():
+        return coin
+    legacy = getattr(pulp, "PULP_CBC_CMD", None)
+    if legacy is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD", category=DeprecationWarning)
+            bundled = legacy(msg=False, timeLimit=time_limit)
+        if bundled.available():
+            return bundled
+    raise MissingDependencyError(
+        "PuLP finds no CBC solver here; run: pip install 'pulp[cbc]' (or put a cbc executable on "
+        "PATH), or use --solver highs"
+    )
+
+
+def _pulp_status_text(pulp: Any, code: int) -> str:
+    """The name PuLP gives a solve status (``LpStatus`` in 3.x, ``LpSolveStatus`` in 4.0)."""
+    table = getattr(pulp, "LpStatus", None)
+    if isinstance(table, dict) and code in table:
+        return str(table[code])
+    enum = getattr(pulp, "LpSolveStatus", None)
+    try:
+        return str(enum(code).name) if enum is not None else str(code)
+    except ValueError:
+        return str(code)
+
+
 class PulpBackend(_Backend):
-    """Any PuLP solver. PuLP hands the whole model to the solver at every solve."""
+    """Any PuLP solver. PuLP hands the whole model to the solver at every solve.
+
+    Written against the API common to PuLP 2.8 to 4.x: variables are created by the problem
+    (``add_variable``, PuLP >= 3.3) where it can, expressions from term lists (``from_list`` in
+    4.0), and ``solve`` returning an integer status (3.x) or an object with ``.status`` (4.0).
+    """
 
     def __init__(self, lp: MixtureLP, solver: str) -> None:
         super().__init__(lp)
@@ -630,19 +678,23 @@ class PulpBackend(_Backend):
         self.name = f"pulp:{solver}"
         n, steps = lp.n, lp.steps
         prob = pulp.LpProblem("mixture", pulp.LpMinimize)
-        self.alpha = [pulp.LpVariable(f"a{i}", 0, 1) for i in range(n)]
-        self.v_step = [pulp.LpVariable(f"t{k}", 0) for k in range(steps)]
-        self.mu = {int(node): pulp.LpVariable(f"m{node}", 0) for node in lp.tree_nodes()}
+        self.prob = prob
+        # LpVariable(...) is deprecated in PuLP 3.3 (one warning per variable) and gone in 4.0.
+        add = getattr(prob, "add_variable", None)
+        self._new_var: Any = add if add is not None else pulp.LpVariable
+        self._expr: Any = getattr(pulp.LpAffineExpression, "from_list", pulp.LpAffineExpression)
+        self.alpha = [self._new_var(f"a{i}", 0, 1) for i in range(n)]
+        self.v_step = [self._new_var(f"t{k}", 0) for k in range(steps)]
+        self.mu = {int(node): self._new_var(f"m{node}", 0) for node in lp.tree_nodes()}
         self.objective_terms: list[Any] = list(self.v_step)
         prob += pulp.lpSum(self.objective_terms)
         prob += pulp.lpSum(self.alpha) == 1
         for k, row in enumerate(lp.merge_counts().tolist()):
             terms = [(self.alpha[i], c) for i, c in enumerate(row) if c != 0.0]
             terms += [(self.v_step[k], 1.0), (self.mu[lp.leaves + k], -1.0)]
-            prob += pulp.LpAffineExpression(terms) >= 0
+            prob += self._expr(terms) >= 0
         for parent, child in zip(*(e.tolist() for e in lp.tree_edges()), strict=True):
             prob += self.mu[child] - self.mu[parent] >= 0
-        self.prob = prob
         self.generated = 0
 
     @property
@@ -655,7 +707,9 @@ class PulpBackend(_Backend):
 
     def _solver(self, time_limit: float | None) -> Any:
         pulp = self._pulp
-        name = {"cbc": "PULP_CBC_CMD", "highs": "HiGHS"}.get(self.solver_name, self.solver_name)
+        if self.solver_name in ("cbc", "COIN_CMD", "PULP_CBC_CMD"):
+            return pulp_cbc(pulp, time_limit=time_limit)
+        name = {"highs": "HiGHS"}.get(self.solver_name, self.solver_name)
         try:
             solver = pulp.getSolver(name, msg=False, timeLimit=time_limit)
         except Exception as exc:
@@ -671,32 +725,31 @@ class PulpBackend(_Backend):
         return solver
 
     def add_rows(self, segments: np.ndarray, nodes: np.ndarray) -> None:
-        pulp = self._pulp
         pairs = self.lp.seg_pair[segments]
         for p in np.unique(pairs).tolist():
             if p not in self.pair_col:
-                self.pair_col[p] = var = pulp.LpVariable(f"p{p}", 0)
+                self.pair_col[p] = var = self._new_var(f"p{p}", 0)
                 self.objective_terms.append(var)
         counts = self.lp.segment_counts(segments).tolist()
         for p, node, row in zip(pairs.tolist(), nodes.tolist(), counts, strict=True):
             terms = [(a, -c) for a, c in zip(self.alpha, row, strict=True) if c != 0.0]
             terms += [(self.mu[node], 1.0), (self.pair_col[p], 1.0)]
-            self.prob += pulp.LpAffineExpression(terms) >= 0
+            self.prob += self._expr(terms) >= 0
         self.present.update(self.key(segments, nodes).tolist())
 
     def solve(self, time_limit: float | None) -> _Solution:
         pulp = self._pulp
         self.prob.setObjective(pulp.lpSum(self.objective_terms))
-        status = self.prob.solve(self._solver(time_limit))
-        name = pulp.LpStatus[status]
-        if name == "Optimal":
+        outcome = self.prob.solve(self._solver(time_limit))
+        code = int(getattr(outcome, "status", outcome))  # PuLP 4.0 returns LpSolveStats
+        if code == 1:
             state = "optimal"
-        elif name == "Not Solved":
+        elif code in _PULP_STOPPED:
             state = "time_limit"
         else:
             raise SolverError(
-                f"internal error: {self.name} reported '{name}' for the mixture LP, which is always "
-                f"feasible and bounded; please report this with --debug output"
+                f"internal error: {self.name} reported '{_pulp_status_text(pulp, code)}' for the "
+                f"mixture LP, which is always feasible and bounded; please report this with --debug output"
             )
 
         def val(v: Any) -> float:
