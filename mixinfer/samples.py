@@ -1,281 +1,127 @@
-"""Category samples: discovering sample files and reading their documents within a byte budget.
+"""Category samples: where they come from, how their documents are read, and the bundled set.
 
-A samples directory holds one sub-directory per category, named by the category. Inside, files are
-read in sorted order of their relative path, so the same budget always takes the same bytes:
+This module is the stable entry point; the machinery lives in :mod:`mixinfer.sources`:
 
-* ``*.txt`` / ``*.txt.gz``: one file is one document;
-* ``*.jsonl`` / ``*.jsonl.gz``: one record (field ``text``) is one document;
-* ``*.parquet``: one row (column ``text``) is one document (needs the ``parquet`` extra).
+* :func:`open_samples` chooses a :class:`SampleSource` by the ``--samples`` spec (a directory
+  today; see :mod:`mixinfer.sources` for the registry) and ``source.categories()`` lists the
+  :class:`Category` objects;
+* :func:`discover` is the directory source (one sub-directory per category, files read in sorted
+  order of their relative path; see :mod:`mixinfer.sources.directory` for links, special files
+  and odd names);
+* :func:`iter_documents` reads a category's documents within a byte budget, so the same budget
+  always takes the same bytes:
 
-Other files are skipped with a warning. Symbolic links are followed.
+  - ``*.txt`` / ``*.txt.gz``: one file is one document;
+  - ``*.jsonl`` / ``*.jsonl.gz``: one record (field ``text``) is one document; a record (line)
+    longer than :data:`MAX_RECORD_BYTES` (16 MiB) is skipped with a warning, with the rest of its
+    file;
+  - ``*.parquet``: one row (column ``text``) is one document (needs the ``parquet`` extra).
+
+  Other files are skipped with a warning; only regular files are ever opened.
+
+The bundled samples (Debian man pages and gettext catalogues, see ``data_samples/MANIFEST.md``)
+and the demo tokenizer ship inside the package: :func:`bundled_samples_dir` and
+:func:`bundled_demo_tokenizer` find them in an installed wheel, an editable install or a source
+checkout.
 """
 
 from __future__ import annotations
 
-import codecs
-import gzip
-import hashlib
-import io
-import json
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import importlib.util
+from importlib import resources
 from pathlib import Path
 
-from mixinfer.errors import MissingDependencyError, SamplesError
+from mixinfer.errors import SamplesError, TokenizerNotFoundError
+from mixinfer.sources import SampleSource, open_samples
+from mixinfer.sources.base import (
+    DEFAULT_MAX_BYTES,
+    MAX_RECORD_BYTES,
+    UNITS,
+    Category,
+    ReadStats,
+    SampleFile,
+    iter_documents,
+)
+from mixinfer.sources.directory import DirectorySource, discover
 
-DEFAULT_MAX_BYTES = 1_000_000_000
-UNITS = ("document", "line")
-_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet")
-# Files are read in bounded pieces so that one enormous line never has to be held twice.
-_READ_PIECE = 8 << 20
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_RECORD_BYTES",
+    "UNITS",
+    "Category",
+    "DirectorySource",
+    "ReadStats",
+    "SampleFile",
+    "SampleSource",
+    "bundled_data_dir",
+    "bundled_demo_tokenizer",
+    "bundled_samples_dir",
+    "discover",
+    "iter_documents",
+    "open_samples",
+]
+
+# The bundled data's directory name: ``data_samples/`` at the top of the repository, installed as
+# the package data ``mixinfer/data_samples/`` (pyproject maps one onto the other).
+BUNDLED_DIR = "data_samples"
 
 
-def bundled_samples_dir() -> Path:
-    """The default samples: ``data_samples/general`` of the source tree or the installed copy."""
-    here = Path(__file__).resolve().parent
-    # The source tree (editable installs), then the current directory (a plain install run from
-    # the project's checkout, as the README does).
-    for root in (here.parent, Path.cwd()):
-        candidate = root / "data_samples" / "general"
-        if candidate.is_dir():
+def _bundled_candidates() -> list[Path]:
+    """Where the bundled data may be, most specific first."""
+    candidates: list[Path] = []
+    # 1. Installed from a wheel (or sdist): package data inside the package directory.
+    installed = resources.files("mixinfer").joinpath(BUNDLED_DIR)
+    if isinstance(installed, Path):
+        candidates.append(installed)
+    # 2. An editable install maps the package ``mixinfer.data_samples`` onto the repository's
+    #    data_samples/ through its import finder; ask the import system where it is.
+    try:
+        spec = importlib.util.find_spec(f"mixinfer.{BUNDLED_DIR}")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        candidates.extend(Path(p) for p in spec.submodule_search_locations)
+    # 3. A source checkout (run in place, or an editable install made before the mapping).
+    candidates.append(Path(__file__).resolve().parent.parent / BUNDLED_DIR)
+    return candidates
+
+
+def bundled_data_dir() -> Path:
+    """The bundled data directory (``general/``, ``programming/``, ``demo/``, ``MANIFEST.md``).
+
+    Found through the installed package (``importlib.resources``), then an editable install's
+    mapping, then the source tree; never the current directory. Raises :class:`SamplesError`
+    when none holds it (a zipped install, or a checkout without the data).
+    """
+    candidates = _bundled_candidates()
+    for candidate in candidates:
+        if (candidate / "general").is_dir():
             return candidate
     raise SamplesError(
-        "the bundled samples (data_samples/general) were not found next to the mixinfer package "
-        "or in the current directory; run from the project's checkout, or pass --samples DIR with "
-        "one sub-directory of text per category"
+        "the bundled samples (data_samples/general) were not found in the installed mixinfer package "
+        f"(looked in {', '.join(str(c) for c in dict.fromkeys(candidates))}); reinstall mixinfer "
+        "from a wheel or a full checkout, or pass --samples DIR with one sub-directory of text per "
+        "category"
     )
 
 
-@dataclass(frozen=True)
-class SampleFile:
-    """One readable sample file and the facts that identify its content for the cache."""
-
-    path: Path
-    relpath: str
-    size: int
-    mtime_ns: int
-
-    @property
-    def kind(self) -> str:
-        """The format: ``txt``, ``jsonl`` or ``parquet`` (gzip is handled transparently)."""
-        name = self.path.name
-        if name.endswith((".jsonl", ".jsonl.gz")):
-            return "jsonl"
-        if name.endswith(".parquet"):
-            return "parquet"
-        return "txt"
+def bundled_samples_dir() -> Path:
+    """The default samples: the bundled ``data_samples/general`` categories (see :func:`bundled_data_dir`)."""
+    return bundled_data_dir() / "general"
 
 
-@dataclass
-class Category:
-    """A category: its name, its sample files in reading order, and the files it skipped."""
+def bundled_demo_tokenizer() -> Path:
+    """The bundled demo tokenizer (``data_samples/demo/tokenizer.json``, with ``truth.json`` beside it).
 
-    name: str
-    files: list[SampleFile]
-    skipped: list[str] = field(default_factory=list)
-
-    def fingerprint(self) -> str:
-        """A hash of (relative path, size, mtime) of every file: changes whenever content may."""
-        h = hashlib.sha256(self.name.encode())
-        for f in self.files:
-            h.update(f"\0{f.relpath}\0{f.size}\0{f.mtime_ns}".encode())
-        return h.hexdigest()[:24]
-
-
-def discover(samples_dir: str | os.PathLike[str]) -> list[Category]:
-    """List the categories of a samples directory, sorted by name.
-
-    Raises :class:`SamplesError` when the directory is missing or holds no category with a
-    readable sample file.
+    Raises :class:`~mixinfer.errors.TokenizerNotFoundError` when it is not installed.
     """
-    root = Path(samples_dir)
-    if not root.exists():
-        raise SamplesError(f"samples directory {root} does not exist; check --samples")
-    if not root.is_dir():
-        raise SamplesError(
-            f"--samples {root} is a file; it must be a directory with one sub-directory per category"
+    try:
+        path = bundled_data_dir() / "demo" / "tokenizer.json"
+    except SamplesError as exc:
+        raise TokenizerNotFoundError(str(exc).replace("samples (data_samples/general)", "data")) from None
+    if not path.is_file():
+        raise TokenizerNotFoundError(
+            f"the bundled demo tokenizer {path} is missing; reinstall mixinfer, or name a tokenizer "
+            f"(e.g. mixinfer infer tokenizer.json)"
         )
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subdirs:
-        raise SamplesError(
-            f"samples directory {root} has no category sub-directories; put each category's text "
-            f"in {root}/<category>/ (*.txt, *.txt.gz, *.jsonl[.gz], *.parquet)"
-        )
-    categories = []
-    for sub in subdirs:
-        files: list[SampleFile] = []
-        skipped: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(sub, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fname in sorted(filenames):
-                path = Path(dirpath) / fname
-                rel = path.relative_to(sub).as_posix()
-                if fname.startswith("."):
-                    continue
-                if not fname.endswith(_SUFFIXES):
-                    skipped.append(f"{path}: not a sample file type (expected {', '.join(_SUFFIXES)})")
-                    continue
-                try:
-                    st = path.stat()
-                except OSError as exc:
-                    skipped.append(f"{path}: cannot be read ({exc.strerror})")
-                    continue
-                files.append(SampleFile(path, rel, st.st_size, st.st_mtime_ns))
-        files.sort(key=lambda f: f.relpath)
-        if not files:
-            raise SamplesError(
-                f"category '{sub.name}' ({sub}) has no readable sample files; add *.txt, *.txt.gz, "
-                f"*.jsonl[.gz] or *.parquet files, or remove the directory"
-            )
-        categories.append(Category(sub.name, files, skipped))
-    return categories
-
-
-@dataclass
-class ReadStats:
-    """What reading a category found: bytes and documents taken, and problems worth a warning."""
-
-    bytes: int = 0
-    documents: int = 0
-    replaced_chars: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-def _decode(data: bytes, path: Path, stats: ReadStats, *, final: bool = True) -> str:
-    # Not final: the data was cut at the budget, so a character split there is not an error.
-    text = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=final)
-    if "\ufffd" in text:
-        # Count only replacements that came from invalid bytes, not literal U+FFFD in the input.
-        bad = text.count("\ufffd") - data.count("\ufffd".encode())
-        if bad > 0:
-            stats.replaced_chars += bad
-            stats.warnings.append(f"{path}: {bad} invalid UTF-8 byte sequence(s) replaced with U+FFFD")
-    return text
-
-
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def _looks_binary(head: bytes) -> bool:
-    return b"\0" in head
-
-
-def _read_txt(f: SampleFile, stats: ReadStats, budget: int) -> Iterator[str]:
-    try:
-        with _open_binary(f.path) as fh:
-            # Read a little past the budget so the cut can land on a character boundary.
-            data = fh.read(budget + 4)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise SamplesError(f"{f.path}: cannot read sample file ({exc}); fix or remove it") from exc
-    if _looks_binary(data[:8192]):
-        stats.warnings.append(f"{f.path}: looks like a binary file (NUL bytes); skipped")
-        return
-    if data:
-        yield _decode(data, f.path, stats, final=len(data) <= budget)
-
-
-def _read_jsonl(f: SampleFile, stats: ReadStats) -> Iterator[str]:
-    try:
-        with _open_binary(f.path) as fh:
-            for lineno, raw in enumerate(fh, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise SamplesError(
-                        f"{f.path}:{lineno}: not a JSON object ({exc}); each line of a .jsonl sample "
-                        f'must be like {{"text": "..."}}'
-                    ) from exc
-                text = record.get("text") if isinstance(record, dict) else None
-                if not isinstance(text, str):
-                    raise SamplesError(
-                        f"{f.path}:{lineno}: record has no string field 'text'; each line of a "
-                        f'.jsonl sample must be like {{"text": "..."}}'
-                    )
-                yield text
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise SamplesError(f"{f.path}: cannot read sample file ({exc}); fix or remove it") from exc
-
-
-def _read_parquet(f: SampleFile) -> Iterator[str]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{f.path} is a Parquet file and pyarrow is not installed; run: pip install 'mixinfer[parquet]'"
-        ) from exc
-    try:
-        pf = pq.ParquetFile(f.path)
-        if "text" not in pf.schema_arrow.names:
-            raise SamplesError(f"{f.path}: Parquet file has no 'text' column")
-        for batch in pf.iter_batches(columns=["text"], batch_size=1024):
-            for value in batch.column(0).to_pylist():
-                if isinstance(value, str):
-                    yield value
-    except SamplesError:
-        raise
-    except Exception as exc:  # pyarrow raises many types for damaged files
-        raise SamplesError(f"{f.path}: cannot read Parquet file ({exc}); fix or remove it") from exc
-
-
-def _split_lines(text: str) -> Iterator[str]:
-    start = 0
-    n = len(text)
-    while start < n:
-        end = text.find("\n", start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start : end + 1]
-        start = end + 1
-
-
-def iter_documents(
-    category: Category,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    unit: str = "document",
-    stats: ReadStats | None = None,
-) -> Iterator[str]:
-    """Yield the category's text units (documents or lines) up to ``max_bytes`` UTF-8 bytes.
-
-    The budget is taken deterministically: files in sorted order, documents in file order, and the
-    last unit cut at the budget on a character boundary. ``stats`` collects byte and document
-    counts and warnings (invalid UTF-8, binary files skipped).
-    """
-    if unit not in UNITS:
-        raise SamplesError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
-    stats = stats if stats is not None else ReadStats()
-    remaining = max_bytes
-    for f in category.files:
-        if remaining <= 0:
-            break
-        if f.kind == "txt":
-            docs: Iterator[str] = _read_txt(f, stats, remaining)
-        elif f.kind == "jsonl":
-            docs = _read_jsonl(f, stats)
-        else:
-            docs = _read_parquet(f)
-        for doc in docs:
-            pieces = _split_lines(doc) if unit == "line" else iter((doc,))
-            for piece in pieces:
-                if not piece:
-                    continue
-                size = len(piece.encode("utf-8"))
-                if size > remaining:
-                    piece = piece.encode("utf-8")[:remaining].decode("utf-8", errors="ignore")
-                    size = len(piece.encode("utf-8"))
-                    remaining = 0
-                else:
-                    remaining -= size
-                if piece:
-                    stats.bytes += size
-                    stats.documents += 1
-                    yield piece
-                if remaining <= 0:
-                    return
+    return path

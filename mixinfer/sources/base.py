@@ -1,0 +1,391 @@
+"""What every sample source produces: categories of document files, and how documents are read.
+
+A source (a directory today; manifests and fsspec URLs next) turns a ``--samples`` spec into
+:class:`Category` objects. A category is a name plus a list of :class:`SampleFile` objects in
+reading order. Categories are plain, picklable data: worker processes (or cluster workers) receive
+them and call :func:`iter_documents`, which opens each file through :meth:`SampleFile.open_raw`, so
+a source whose files live elsewhere only subclasses :class:`SampleFile` (its ``open_raw`` and
+``identity``), and every format reader works unchanged.
+
+Formats, by file name: ``*.txt`` / ``*.txt.gz`` (one file = one document), ``*.jsonl`` /
+``*.jsonl.gz`` (one record = one document, field ``text`` unless the file says otherwise) and
+``*.parquet`` (one row = one document, column ``text``; needs the ``parquet`` extra).
+
+Reads are bounded: only regular files are opened (opened without blocking, then checked, so a
+FIFO, socket or device that replaced a file is refused rather than read forever); a text file is
+read only up to the byte budget; a JSONL record (one line) longer than :data:`MAX_RECORD_BYTES` is
+skipped with a warning together with the rest of its file, so a file without newlines is never
+held whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from mixinfer.errors import MissingDependencyError, SamplesError
+
+DEFAULT_MAX_BYTES = 1_000_000_000
+UNITS = ("document", "line")
+SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet")
+# The longest JSONL record (one line, in bytes, before decompression is irrelevant: after it) that is
+# parsed. Longer records are skipped with the rest of their file: holding an unbounded line would
+# let one file without newlines take all memory. A document this large belongs in a .txt file.
+MAX_RECORD_BYTES = 16 << 20
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (kept by the OS as lone surrogates
+    under ``surrogateescape``) are shown as ``\\xNN`` escapes, so messages and JSON never crash."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_valid_name(name: str) -> bool:
+    """True when ``name`` (a file-system name) is valid UTF-8, i.e. holds no escaped bytes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def file_kind_name(mode: int) -> str:
+    """What a non-regular file is, in words, for messages."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a local file for binary reading, refusing anything but a regular file.
+
+    The file is opened non-blocking (a FIFO with no writer would otherwise block ``open`` forever)
+    and checked with ``fstat`` on the open descriptor, so a file swapped for a FIFO or a device after
+    discovery is refused too. Raises :class:`SamplesError` (or ``OSError`` for the caller to word).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SamplesError(
+                f"{display_path(path)} is {file_kind_name(st.st_mode)}, not a regular file; only regular "
+                f"files are read as samples: remove it from the samples directory"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    """One sample file of a category and the facts that identify its content for the cache.
+
+    This class reads local files. A source whose files live elsewhere subclasses it and overrides
+    :meth:`open_raw` and :meth:`identity` (for example a URL and its etag instead of a size and
+    mtime); instances must stay picklable, since worker processes read them.
+
+    Attributes:
+        path: where the file is (a local path; for other sources, the path part of its location,
+            whose name gives the format).
+        relpath: its name within the category, printable (non-UTF-8 bytes escaped); part of the
+            cache identity and of the reading order.
+        size: its size in bytes (before decompression).
+        mtime_ns: its modification time.
+        field: the JSONL field or Parquet column holding the text.
+    """
+
+    path: Path
+    relpath: str
+    size: int
+    mtime_ns: int
+    field: str = "text"
+
+    @property
+    def name(self) -> str:
+        """The file name (its suffixes give the format)."""
+        return self.path.name
+
+    @property
+    def display(self) -> str:
+        """The file's location as printable text, for messages."""
+        return display_path(self.path)
+
+    @property
+    def kind(self) -> str:
+        """The format: ``txt``, ``jsonl`` or ``parquet`` (gzip is handled transparently)."""
+        name = self.name
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            return "jsonl"
+        if name.endswith(".parquet"):
+            return "parquet"
+        return "txt"
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the file is gzip-compressed (by name)."""
+        return self.name.endswith(".gz")
+
+    def identity(self) -> bytes:
+        """The bytes that identify this file's content in its category's fingerprint."""
+        ident = f"\0{self.relpath}\0{self.size}\0{self.mtime_ns}"
+        if self.field != "text":
+            ident += f"\0field={self.field}"
+        return ident.encode("utf-8", "surrogateescape")
+
+    def open_raw(self) -> BinaryIO:
+        """The file's bytes as stored (still compressed); only a regular file is opened."""
+        return open_regular_file(self.path)
+
+
+@dataclass
+class Category:
+    """A category: its name, its sample files in reading order, and the warnings of discovery.
+
+    ``skipped`` holds one message per file or directory that discovery left out (unsupported
+    types, loops, special files, ...); they end up in the result's warnings.
+    """
+
+    name: str
+    files: list[SampleFile]
+    skipped: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """The cache identity: a hash of the name and every file's identity (path, size, mtime)."""
+        h = hashlib.sha256(self.name.encode("utf-8", "surrogateescape"))
+        for f in self.files:
+            h.update(f.identity())
+        return h.hexdigest()[:24]
+
+
+@dataclass
+class ReadStats:
+    """What reading a category found: bytes and documents taken, and problems worth a warning."""
+
+    bytes: int = 0
+    documents: int = 0
+    replaced_chars: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, f: SampleFile, stats: ReadStats, *, final: bool = True) -> str:
+    # Not final: the data was cut at the budget, so a character split there is not an error.
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=final)
+    if "\ufffd" in text:
+        # Count only replacements that came from invalid bytes, not literal U+FFFD in the input.
+        bad = text.count("\ufffd") - data.count("\ufffd".encode())
+        if bad > 0:
+            stats.replaced_chars += bad
+            stats.warnings.append(f"{f.display}: {bad} invalid UTF-8 byte sequence(s) replaced with U+FFFD")
+    return text
+
+
+@contextmanager
+def _open_stream(f: SampleFile) -> Iterator[BinaryIO]:
+    """The file's content, decompressed; both layers are closed on exit."""
+    with f.open_raw() as raw:
+        if not f.compressed:
+            yield raw
+            return
+        # GzipFile does not close a file object it was given, hence the outer ``with``.
+        with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+            yield gz  # type: ignore[misc]
+
+
+def _cannot_read(f: SampleFile, exc: BaseException) -> SamplesError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return SamplesError(f"{f.display}: cannot read sample file ({reason}); fix or remove it")
+
+
+def _looks_binary(head: bytes) -> bool:
+    return b"\0" in head
+
+
+def _read_txt(f: SampleFile, stats: ReadStats, budget: int) -> Iterator[str]:
+    try:
+        with _open_stream(f) as fh:
+            # Read a little past the budget so the cut can land on a character boundary.
+            data = fh.read(budget + 4)
+    except SamplesError:
+        raise
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise _cannot_read(f, exc) from exc
+    if _looks_binary(data[:8192]):
+        stats.warnings.append(f"{f.display}: looks like a binary file (NUL bytes); skipped")
+        return
+    if data:
+        yield _decode(data, f, stats, final=len(data) <= budget)
+
+
+def read_bounded_lines(fh: BinaryIO, cap: int) -> Iterator[bytes]:
+    """The lines of a binary stream, each at most ``cap`` bytes (newline excluded).
+
+    A line longer than that raises :class:`RecordTooLongError` once ``cap + 1`` of its bytes are
+    read: no more than that is ever held, however long the line (or the newline-free file).
+    """
+    lineno = 0
+    while True:
+        # A line of exactly ``cap`` bytes plus its newline is cap + 1 bytes long.
+        line = fh.readline(cap + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > cap and not (len(line) == cap + 1 and line.endswith(b"\n")):
+            raise RecordTooLongError(lineno, cap)
+        yield line
+
+
+class RecordTooLongError(Exception):
+    """A JSONL line is longer than the record cap (internal: turned into a warning)."""
+
+    def __init__(self, lineno: int, cap: int) -> None:
+        super().__init__(f"line {lineno} is longer than {cap:,} bytes")
+        self.lineno = lineno
+        self.cap = cap
+
+
+def _read_jsonl(f: SampleFile, stats: ReadStats) -> Iterator[str]:
+    key = f.field
+    example = f'{{"{key}": "..."}}'
+    lineno = 0
+    try:
+        with _open_stream(f) as fh:
+            for lineno, raw in enumerate(read_bounded_lines(fh, MAX_RECORD_BYTES), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise SamplesError(
+                        f"{f.display}:{lineno}: not a JSON object ({exc}); each line of a .jsonl sample "
+                        f"must be like {example}"
+                    ) from exc
+                text = record.get(key) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    raise SamplesError(
+                        f"{f.display}:{lineno}: record has no string field '{key}'; each line of a "
+                        f".jsonl sample must be like {example}"
+                    )
+                yield text
+    except RecordTooLongError as exc:
+        stats.warnings.append(
+            f"{f.display}:{exc.lineno}: record longer than {exc.cap:,} bytes (the JSONL record "
+            f"limit); it and the rest of the file are skipped. Put one document per line, and "
+            f"documents this long in .txt files"
+        )
+    except SamplesError:
+        raise
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise _cannot_read(f, exc) from exc
+
+
+def _read_parquet(f: SampleFile) -> Iterator[str]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{f.display} is a Parquet file and pyarrow is not installed; "
+            "run: pip install 'mixinfer[parquet]'"
+        ) from exc
+    column = f.field
+    try:
+        with f.open_raw() as raw:
+            pf = pq.ParquetFile(raw)
+            if column not in pf.schema_arrow.names:
+                raise SamplesError(f"{f.display}: Parquet file has no '{column}' column")
+            for batch in pf.iter_batches(columns=[column], batch_size=1024):
+                for value in batch.column(0).to_pylist():
+                    if isinstance(value, str):
+                        yield value
+    except SamplesError:
+        raise
+    except Exception as exc:  # pyarrow raises many types for damaged files
+        raise SamplesError(f"{f.display}: cannot read Parquet file ({exc}); fix or remove it") from exc
+
+
+def _split_lines(text: str) -> Iterator[str]:
+    start = 0
+    n = len(text)
+    while start < n:
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start : end + 1]
+        start = end + 1
+
+
+def iter_documents(
+    category: Category,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    unit: str = "document",
+    stats: ReadStats | None = None,
+) -> Iterator[str]:
+    """Yield the category's text units (documents or lines) up to ``max_bytes`` UTF-8 bytes.
+
+    The budget is taken deterministically: files in order, documents in file order, and the last
+    unit cut at the budget on a character boundary. ``stats`` collects byte and document counts
+    and warnings (invalid UTF-8, binary files and over-long records skipped).
+    """
+    if unit not in UNITS:
+        raise SamplesError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
+    stats = stats if stats is not None else ReadStats()
+    remaining = max_bytes
+    for f in category.files:
+        if remaining <= 0:
+            break
+        if f.kind == "txt":
+            docs: Iterator[str] = _read_txt(f, stats, remaining)
+        elif f.kind == "jsonl":
+            docs = _read_jsonl(f, stats)
+        else:
+            docs = _read_parquet(f)
+        try:
+            for doc in docs:
+                pieces = _split_lines(doc) if unit == "line" else iter((doc,))
+                for piece in pieces:
+                    if not piece:
+                        continue
+                    size = len(piece.encode("utf-8"))
+                    if size > remaining:
+                        piece = piece.encode("utf-8")[:remaining].decode("utf-8", errors="ignore")
+                        size = len(piece.encode("utf-8"))
+                        remaining = 0
+                    else:
+                        remaining -= size
+                    if piece:
+                        stats.bytes += size
+                        stats.documents += 1
+                        yield piece
+                    if remaining <= 0:
+                        return
+        finally:
+            # Close the file now (not when the generator is collected) when the budget ends in it.
+            close = getattr(docs, "close", None)
+            if close is not None:
+                close()
