@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from mixinfer import keys
 from mixinfer.cache import Cache
 from mixinfer.counting import WordCounts
 from mixinfer.errors import TokenizerError
+from mixinfer.executors import Executor, ProcessExecutor, SerialExecutor, get_executor
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.tokenizer import BPETokenizer
 
@@ -152,9 +152,16 @@ class Trace:
 
 
 def _sum_by_code(codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``weights`` (one column, or one per block: shape ``(n, K)``) per distinct code."""
     uniq, inv = np.unique(codes, return_inverse=True)
-    sums = np.bincount(inv, weights=weights, minlength=len(uniq))
-    return uniq, np.rint(sums).astype(np.int64)
+    if weights.ndim == 1:
+        sums = np.bincount(inv, weights=weights, minlength=len(uniq))
+        return uniq, np.rint(sums).astype(np.int64)
+    # A bincount per column: much faster than np.add.at, and K is small.
+    out = np.empty((len(uniq), weights.shape[1]), dtype=np.int64)
+    for j in range(weights.shape[1]):
+        out[:, j] = np.rint(np.bincount(inv, weights=weights[:, j], minlength=len(uniq)))
+    return uniq, out
 
 
 def replay(
@@ -166,10 +173,51 @@ def replay(
     label: str = "",
 ) -> Trace:
     """Replay the first ``merges`` merges of ``table`` over ``words`` (word -> count)."""
-    size = table.size
     # Sorted words make symbol positions, and so everything downstream, independent of dict order.
     keys = sorted(words)
     counts = np.fromiter((words[k] for k in keys), dtype=np.int64, count=len(keys))
+    return replay_weighted(keys, counts[:, None], table, merges, progress=progress, label=label)[0]
+
+
+def replay_blocks(
+    blocks: Sequence[Mapping[bytes, int]],
+    table: TokenTable,
+    merges: int,
+    *,
+    progress: ProgressCallback = noop,
+    label: str = "",
+) -> list[Trace]:
+    """One trace per block of words, from a single replay.
+
+    Where merges apply depends only on the words, not on their counts, so the replay runs once over
+    the union of the blocks' words with one weight column per block; the traces of the blocks sum
+    exactly to the trace of their union (:func:`sum_traces`).
+    """
+    keys = sorted(set().union(*blocks)) if blocks else []
+    index = {k: i for i, k in enumerate(keys)}
+    counts = np.zeros((len(keys), len(blocks)), dtype=np.int64)
+    for j, block in enumerate(blocks):
+        if block:
+            rows = np.fromiter((index[k] for k in block), dtype=np.int64, count=len(block))
+            counts[rows, j] = np.fromiter(block.values(), dtype=np.int64, count=len(block))
+    return replay_weighted(keys, counts, table, merges, progress=progress, label=label)
+
+
+def replay_weighted(
+    keys: Sequence[bytes],
+    counts: np.ndarray,
+    table: TokenTable,
+    merges: int,
+    *,
+    progress: ProgressCallback = noop,
+    label: str = "",
+) -> list[Trace]:
+    """Replay over sorted distinct ``keys`` with ``counts[i, j]``: word ``i``'s count in column ``j``.
+
+    Returns one trace per column.
+    """
+    size = table.size
+    n_cols = counts.shape[1]
     if table.byte_level:
         lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
         flat = np.frombuffer(b"".join(keys), dtype=np.uint8).astype(np.int64)
@@ -185,7 +233,7 @@ def replay(
         starts[1:] = np.cumsum(lengths + 1)[:-1]
     starts += 1
     sym = np.full(total, _SEP, dtype=np.int64)
-    weight = np.zeros(total, dtype=np.float64)
+    weight = np.zeros((total, n_cols), dtype=np.float64)
     if n_words:
         word_of = np.repeat(np.arange(n_words), lengths)
         positions = starts[word_of] + (
@@ -271,7 +319,7 @@ def replay(
         codes, sums = _sum_by_code(
             np.concatenate([old_codes, new_codes]), np.concatenate([-old_w, weight[new]])
         )
-        nz = sums != 0
+        nz = (sums != 0).any(axis=1)
         if nz.any():
             d_step.append(np.full(int(nz.sum()), t, dtype=np.int32))
             d_code.append(codes[nz])
@@ -279,16 +327,62 @@ def replay(
         add_to_index(new, new_codes)
     progress(Progress("replay", merges, merges, "merges", label))
 
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    step = np.concatenate(d_step) if d_step else np.zeros(0, dtype=np.int32)
+    code = np.concatenate(d_code) if d_code else np.zeros(0, dtype=np.int64)
+    delta = np.concatenate(d_val) if d_val else np.zeros((0, n_cols), dtype=np.int64)
+    traces = []
+    for j in range(n_cols):
+        # Per column, only what is nonzero in it (a block's trace is as sparse as its own words).
+        keep_init = init_counts[:, j] != 0
+        keep = delta[:, j] != 0
+        traces.append(
+            Trace(
+                merges,
+                init_codes[keep_init],
+                init_counts[keep_init, j],
+                step[keep],
+                code[keep],
+                delta[keep, j],
+            )
+        )
+    return traces
 
+
+def sum_traces(traces: Sequence[Trace], weights: Sequence[float] | np.ndarray | None = None) -> Trace:
+    """The trace of a weighted union of samples: ``sum_j weights[j] * traces[j]`` (exact, linear).
+
+    Weights are whole numbers (bootstrap multiplicities); the counts stay integers.
+    """
+    if not traces:
+        raise ValueError("sum_traces needs at least one trace")
+    w = np.ones(len(traces), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+    merges = traces[0].merges
+    use = [j for j in range(len(traces)) if w[j]]
+    if not use:
+        empty = np.zeros(0, dtype=np.int64)
+        return Trace(merges, empty, empty, np.zeros(0, dtype=np.int32), empty, empty)
+    init_codes, init_counts = _sum_by_code(
+        np.concatenate([traces[j].init_codes for j in use]),
+        np.concatenate([traces[j].init_counts * w[j] for j in use]).astype(np.float64),
+    )
+    step = np.concatenate([traces[j].step for j in use]).astype(np.int64)
+    code = np.concatenate([traces[j].code for j in use])
+    delta = np.concatenate([traces[j].delta * w[j] for j in use])
+    # Group by (step, code): steps stay non-decreasing, as a trace requires.
+    key = step * (int(code.max()) + 1 if len(code) else 1) + code
+    uniq, inv = np.unique(key, return_inverse=True)
+    sums = np.rint(np.bincount(inv, weights=delta.astype(np.float64), minlength=len(uniq))).astype(np.int64)
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[inv] = np.arange(len(key))
+    nz = sums != 0
+    keep_init = init_counts != 0
     return Trace(
         merges,
-        init_codes,
-        init_counts,
-        cat(d_step, np.int32),
-        cat(d_code, np.int64),
-        cat(d_val, np.int64),
+        init_codes[keep_init],
+        init_counts[keep_init],
+        step[first][nz].astype(np.int32),
+        code[first][nz],
+        sums[nz],
     )
 
 
@@ -319,9 +413,18 @@ def cached_replay(
     return trace
 
 
-def _replay_job(args: tuple[dict[bytes, int], TokenTable, int]) -> Trace:
-    words, table, merges = args
-    return replay(words, table, merges)
+# The token table of a replay worker, set once per worker by _init_replay_worker.
+_TABLE: TokenTable | None = None
+
+
+def _init_replay_worker(table: TokenTable) -> None:
+    global _TABLE
+    _TABLE = table
+
+
+def _replay_job(words: dict[bytes, int], merges: int) -> Trace:
+    assert _TABLE is not None, "the executor did not run _init_replay_worker"
+    return replay(words, _TABLE, merges)
 
 
 def build_traces(
@@ -332,9 +435,16 @@ def build_traces(
     cache: Cache,
     *,
     workers: int | None = None,
+    executor: Executor | str | None = None,
     progress: ProgressCallback = noop,
 ) -> list[Trace]:
-    """Replay ``merges`` merges over every category's words (cached; parallel over categories)."""
+    """Replay ``merges`` merges over every category's words (cached; one job per category).
+
+    Jobs run on ``executor`` (an :class:`~mixinfer.executors.Executor`, or a registry name for
+    :func:`~mixinfer.executors.get_executor`; the caller closes an executor it passes). By default
+    (``None`` or ``"auto"``) they run in ``workers`` processes (default: all cores) when more than
+    one category needs replaying, else in this process.
+    """
     table = TokenTable.build(tok)
     traces: dict[int, Trace] = {}
     todo = []
@@ -347,33 +457,50 @@ def build_traces(
     total = merges * len(counts)
     done = merges * (len(counts) - len(todo))
     progress(Progress("replay", done, total, "merges"))
-    workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(todo) > 1:
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            jobs = [(counts[i].words, table, merges) for i in todo]
-            for i, trace in zip(todo, pool.map(_replay_job, jobs), strict=True):
-                cache.store("trace", trace_key(keys[i], tok, merges), trace.to_arrays())
-                traces[i] = trace
+
+    owned: Executor | None = None
+    if executor is None or executor == "auto":
+        n = min(workers or os.cpu_count() or 1, len(todo))
+        executor = owned = ProcessExecutor(n) if n > 1 else None
+    elif isinstance(executor, str):
+        executor = owned = get_executor(executor, workers)
+    try:
+        if executor is None or isinstance(executor, SerialExecutor):
+            # In this process, with progress every few hundred merges rather than per category.
+            for i in todo:
+                base = done
+
+                def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
+                    progress(Progress("replay", base + p.done, total, "merges", name))
+
+                traces[i] = cached_replay(
+                    counts[i].words,
+                    keys[i],
+                    tok,
+                    table,
+                    merges,
+                    cache,
+                    progress=step,
+                    label=counts[i].category,
+                )
                 done += merges
-                progress(Progress("replay", done, total, "merges", counts[i].category))
-    else:
-        for i in todo:
-            base = done
-
-            def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
-                progress(Progress("replay", base + p.done, total, "merges", name))
-
-            traces[i] = cached_replay(
-                counts[i].words,
-                keys[i],
-                tok,
-                table,
-                merges,
-                cache,
-                progress=step,
-                label=counts[i].category,
+        elif todo:
+            # The table goes to each worker once; each job carries one category's words.
+            jobs = [(counts[i].words, merges) for i in todo]
+            results = executor.map_unordered(
+                _replay_job, jobs, initializer=_init_replay_worker, initargs=(table,)
             )
-            done += merges
+            with closing(results):
+                for k, trace in results:
+                    i = todo[k]
+                    cache.store(
+                        "trace", trace_key(keys[i], tok, merges), trace.to_arrays(), {"merges": merges}
+                    )
+                    traces[i] = trace
+                    done += merges
+                    progress(Progress("replay", done, total, "merges", counts[i].category))
+    finally:
+        if owned is not None:
+            owned.close()
     progress(Progress("replay", total, total, "merges"))
     return [traces[i] for i in range(len(counts))]

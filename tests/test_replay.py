@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixinfer.pretokenizers import Pretokenizer
-from mixinfer.replay import TokenTable, replay
+from mixinfer.replay import TokenTable, Trace, replay, replay_blocks, sum_traces
 from mixinfer.tokenizer import BPETokenizer
 
 _PRETOK = Pretokenizer("test", None, None, byte_level=True)
@@ -107,3 +108,47 @@ def test_replay_matches_brute_force_on_arbitrary_merges(words: dict[bytes, int],
 def test_runs_of_one_symbol(word: bytes) -> None:
     merges = [(b"a", b"a"), (b"aa", b"aa"), (b"a", b"b"), (b"ab", b"ab")]
     check({word: 3, b"ba": 1}, merges, list(range(len(merges) + 1)))
+
+
+def _same_trace(a: Trace, b: Trace) -> None:
+    assert a.merges == b.merges
+    for t in range(a.merges + 1):
+        assert a.counts_at(t) == b.counts_at(t), f"step {t}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    blocks=st.lists(words_strategy, min_size=1, max_size=5),
+    multiplicity=st.lists(st.integers(0, 3), min_size=5, max_size=5),
+    n=st.integers(min_value=1, max_value=15),
+)
+def test_block_traces_sum_to_the_trace_of_their_union(
+    blocks: list[dict[bytes, int]], multiplicity: list[int], n: int
+) -> None:
+    """One replay gives every block's trace; weighted sums equal replaying the weighted union."""
+    union: Counter[bytes] = Counter()
+    for b in blocks:
+        union.update(b)
+    merges = train_naive(dict(union), n)
+    if not merges:
+        return
+    tok = BPETokenizer("test", merges, True, _PRETOK)
+    table = TokenTable.build(tok)
+    per_block = replay_blocks(blocks, table, len(merges))
+    assert len(per_block) == len(blocks)
+    for block, trace in zip(blocks, per_block, strict=True):
+        _same_trace(trace, replay(block, table, len(merges)))
+    _same_trace(sum_traces(per_block), replay(dict(union), table, len(merges)))
+    # A bootstrap replicate: blocks drawn with multiplicities.
+    weights = multiplicity[: len(blocks)]
+    weighted: Counter[bytes] = Counter()
+    for block, k in zip(blocks, weights, strict=True):
+        for word, c in block.items():
+            weighted[word] += c * k
+    weighted_words = {w: c for w, c in weighted.items() if c}
+    combined = sum_traces(per_block, weights)
+    if weighted_words:
+        _same_trace(combined, replay(weighted_words, table, len(merges)))
+    else:
+        assert combined.counts_at(0) == {}
+    assert np.all(np.diff(combined.step) >= 0)
