@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from mixinfer.errors import MissingDependencyError, SolverError, UsageError
+from mixinfer.errors import MissingDependencyError, SamplesError, SolverError, UsageError
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import Trace
 
@@ -70,6 +70,14 @@ ROWS_PER_ROUND = 10_000
 # stops, since rows pruned there tend to come straight back. Measured on GPT-2, 13 categories,
 # T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
 PRUNE_MIN = 10_000
+# A category whose sample holds fewer initial pairs than this (adjacent symbols inside words,
+# counted with multiplicity; English text has about 0.8 per byte, so roughly 13 kB) gets a
+# warning. Measured with the demo tokenizer (known mixture of 5 languages) against the 23 bundled
+# categories, T=3000, the same budget for every category (log10 MSE; a uniform guess scores -2.0):
+#   ~80 pairs: -1.3 (all weight on one category), 240: -2.2, 2,400: -2.3, 8,000: -2.5,
+#   24,000: -3.0, 80,000: -3.2, 240,000: -3.3.
+# Below 10,000 pairs the estimate is within about half an order of magnitude of guessing.
+MIN_SAMPLE_PAIRS = 10_000
 
 
 def _flush_c_stdio() -> None:
@@ -170,6 +178,41 @@ def new_highs() -> Any:
     return h
 
 
+def check_samples(traces: Sequence[Trace], names: Sequence[str] | None = None) -> list[str]:
+    """Refuse samples the LP cannot use, and warn about samples too small to trust.
+
+    A category whose sample has no initial pair (a one-byte sample, or single characters between
+    spaces) appears in no constraint, so the LP could give it any share, typically all of it:
+    that is a :class:`SamplesError` naming the categories. A category with fewer than
+    :data:`MIN_SAMPLE_PAIRS` initial pairs gives a warning (returned, one line for all such
+    categories); see :data:`MIN_SAMPLE_PAIRS` for the measurements behind the threshold.
+    """
+    labels = list(names) if names is not None else [f"category {i + 1}" for i in range(len(traces))]
+    if len(labels) != len(traces):
+        raise ValueError(f"{len(labels)} names for {len(traces)} traces")
+    pairs = [int(np.asarray(tr.init_counts).sum()) for tr in traces]
+    empty = [name for name, n in zip(labels, pairs, strict=True) if n <= 0]
+    if empty:
+        which = ", ".join(f"'{name}'" for name in empty)
+        raise SamplesError(
+            f"{'category' if len(empty) == 1 else 'categories'} {which} "
+            f"{'has' if len(empty) == 1 else 'have'} no pair of adjacent bytes inside a word in "
+            f"the sample read (e.g. a sample of one byte, or --max-bytes too small), so no merge "
+            f"constrains {'it' if len(empty) == 1 else 'them'} and the LP could give "
+            f"{'it' if len(empty) == 1 else 'them'} any share; give every category real text "
+            f"(at least about 15 kB; raise --max-bytes) or remove the category"
+        )
+    small = [(name, n) for name, n in zip(labels, pairs, strict=True) if n < MIN_SAMPLE_PAIRS]
+    if not small:
+        return []
+    listed = ", ".join(f"'{name}' ({n:,} pairs)" for name, n in small)
+    return [
+        f"tiny samples: {listed} {'has' if len(small) == 1 else 'have'} fewer than "
+        f"{MIN_SAMPLE_PAIRS:,} byte pairs; with so little text the proportions are little better "
+        f"than a guess; give every category at least about 15 kB (raise --max-bytes or add text)"
+    ]
+
+
 def rows_per_round_for(steps: int) -> int:
     """The default batch size for an LP over ``steps`` constrained merge steps.
 
@@ -193,6 +236,9 @@ class SolveResult:
         max_violation: the largest violation found by the last check (0 when optimal).
         backend: the solver used.
         seconds: wall time spent in the LP solver itself.
+        history: per round: violated rows found, objective, largest violation.
+        warnings: problems with the input the caller should show (tiny samples, see
+            :func:`check_samples`).
     """
 
     proportions: np.ndarray
@@ -205,22 +251,34 @@ class SolveResult:
     backend: str
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 _Solution = tuple[str, float, np.ndarray, np.ndarray, dict[int, float]]
 
 
 class MixtureLP:
-    """The constraint data of the mixture LP for given traces, and the violation search."""
+    """The constraint data of the mixture LP for given traces, and the violation search.
+
+    ``sample_bytes`` holds each category's unit count (bytes, or initial pairs): counts are per
+    :data:`SCALE` of them. ``names`` (the categories, for messages) default to "category 1"...
+    The traces are checked by :func:`check_samples` (raising :class:`SamplesError` for a
+    category without pairs); its warnings are kept in :attr:`warnings`.
+    """
 
     def __init__(
         self,
         traces: Sequence[Trace],
-        sample_bytes: Sequence[int],
+        sample_bytes: Sequence[float],
         merge_codes: np.ndarray,
         *,
         start: int = 0,
+        names: Sequence[str] | None = None,
     ) -> None:
+        if not traces:
+            raise SamplesError("no category to infer a mixture of; add category folders to the samples")
+        self.warnings: list[str] = check_samples(traces, names)
+        self.names = list(names) if names is not None else [f"category {i + 1}" for i in range(len(traces))]
         self.n = len(traces)
         T = min(t.merges for t in traces)
         if not 0 <= start < T:
@@ -394,6 +452,9 @@ class MixtureLP:
         each pair. Exact: a constraint (t, p) is violated iff the row of the canonical node holding
         t in the cover of p's segment is.
         """
+        if self.segments == 0:  # no pair anywhere (check_samples refuses this; kept total)
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0)
         seg_value = self.segment_values(alpha)
         steps = np.arange(self.start, self.T)
         q = self.merge_pair[steps] * (self.T + 1) + steps
@@ -853,5 +914,6 @@ def solve(
         backend=backend.name,
         seconds=solver_seconds,
         history=history,
+        warnings=list(lp.warnings),
     )
     return result, notes

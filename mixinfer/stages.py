@@ -341,7 +341,7 @@ def solve(
     if options.normalize == "pairs":
         units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
     codes = TokenTable.build(prepared.tok).merge_codes
-    lp = MixtureLP(list(traces), units.tolist(), codes, start=prepared.start_merge)
+    lp = MixtureLP(list(traces), units.tolist(), codes, start=prepared.start_merge, names=names)
     # No floor here: a limit already spent building the LP stops the solver before its first
     # round (the starting point is returned, marked time_limit), so small limits are honoured.
     limit = options.time_limit
