@@ -17,6 +17,8 @@ from mixinfer.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mixinfer.solver import LPDetails
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -36,7 +38,10 @@ class InferenceResult:
     ``proportions`` maps each category to its estimated fraction of the tokenizer's training bytes
     (summing to 1). ``truth``, when known, holds the true mixture for comparison. ``cleaning``
     reports what merge-list cleaning removed (:meth:`mixinfer.cleaning.CleaningReport.to_dict`);
-    ``base``, for an extended tokenizer, the base and the shared merge prefix.
+    ``base``, for an extended tokenizer, the base and the shared merge prefix. ``lp``, when the LP
+    was solved in this run (not read from the cache), holds its slacks, final rows and duals
+    (:class:`mixinfer.solver.LPDetails`) for diagnostics and the bootstrap; it is not part of
+    :meth:`to_dict` / :meth:`to_json`.
     """
 
     proportions: dict[str, float]
@@ -56,6 +61,7 @@ class InferenceResult:
     truth_source: str | None = None
     cleaning: dict[str, Any] | None = None
     base: dict[str, Any] | None = None
+    lp: LPDetails | None = field(default=None, repr=False, compare=False)
 
     @property
     def categories(self) -> list[str]:

@@ -223,6 +223,63 @@ def rows_per_round_for(steps: int) -> int:
 
 
 @dataclass
+class LPDetails:
+    """The final LP beyond the proportions: what diagnostics and the bootstrap need.
+
+    Counts, slacks and duals are in the LP's units: per :data:`SCALE` units of each category's
+    sample (``units``: bytes, or initial pairs with ``--normalize pairs``). Pair codes are those of
+    the traces (:class:`mixinfer.replay.TokenTable` codes; ``TokenTable`` turns them back into
+    token pairs). Arrays are numpy; nothing here goes into the default JSON.
+
+    Attributes:
+        start: the first constrained merge step; entry ``k`` of the per-step arrays is step
+            ``start + k`` (0-based merge index).
+        units: each category's unit count, in category order (counts are ``c * SCALE / units``).
+        step_slack: ``v_t`` of every constrained step: how far the merge's mixture count falls
+            short of the most frequent competing pair (large = a merge the samples do not explain).
+        pair_codes: the pairs that have a slack column in the final LP, sorted.
+        pair_slack: ``v_p`` of each of ``pair_codes`` (large = a pair the samples over-represent
+            compared with the merges).
+        row_pair_codes: the pair of each generated constraint row of the final LP.
+        row_first_step / row_end_step: the merge steps ``[first, end)`` each such row constrains
+            (a segment-tree node intersected with the pair's segment of constant counts); with
+            ``row_pair_codes`` a portable description of the active row set (e.g. to warm-start
+            a bootstrap replicate's LP).
+        row_duals: the dual value of each generated row, as HiGHS reports it (None for PuLP
+            backends, or when the final model has no valid dual solution).
+        step_duals: the dual of each step's row ``mu_leaf <= v_t + sum_i alpha_i c[i, m(t), t]``
+            (HiGHS only): how much the objective depends on that merge's constraint.
+        alpha_reduced_costs: the reduced cost of each category's ``alpha`` (HiGHS only): the
+            objective's rate of change if that category's share were forced up.
+        simplex_dual: the dual of ``sum alpha = 1`` (HiGHS only).
+    """
+
+    start: int
+    units: np.ndarray
+    step_slack: np.ndarray
+    pair_codes: np.ndarray
+    pair_slack: np.ndarray
+    row_pair_codes: np.ndarray
+    row_first_step: np.ndarray
+    row_end_step: np.ndarray
+    row_duals: np.ndarray | None = None
+    step_duals: np.ndarray | None = None
+    alpha_reduced_costs: np.ndarray | None = None
+    simplex_dual: float | None = None
+
+
+@dataclass
+class _Duals:
+    """Duals of the final model, as a backend reads them (keys align with ``row_duals``)."""
+
+    row_keys: np.ndarray
+    row_duals: np.ndarray | None = None
+    step_duals: np.ndarray | None = None
+    alpha_reduced_costs: np.ndarray | None = None
+    simplex_dual: float | None = None
+
+
+@dataclass
 class SolveResult:
     """What the lazy LP found.
 
@@ -239,6 +296,7 @@ class SolveResult:
         history: per round: violated rows found, objective, largest violation.
         warnings: problems with the input the caller should show (tiny samples, see
             :func:`check_samples`).
+        details: slacks, the final row set and duals (:class:`LPDetails`).
     """
 
     proportions: np.ndarray
@@ -252,6 +310,7 @@ class SolveResult:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    details: LPDetails | None = None
 
 
 _Solution = tuple[str, float, np.ndarray, np.ndarray, dict[int, float]]
@@ -279,6 +338,7 @@ class MixtureLP:
             raise SamplesError("no category to infer a mixture of; add category folders to the samples")
         self.warnings: list[str] = check_samples(traces, names)
         self.names = list(names) if names is not None else [f"category {i + 1}" for i in range(len(traces))]
+        self.units = np.array([float(u) for u in sample_bytes])
         self.n = len(traces)
         T = min(t.merges for t in traces)
         if not 0 <= start < T:
@@ -509,6 +569,10 @@ class _Backend(ABC):
         """Drop generated rows that are not binding; return how many. Default: keep all."""
         return 0
 
+    def final_rows(self) -> _Duals:
+        """The generated rows of the current model, with duals where the backend has them."""
+        return _Duals(np.array(sorted(self.present), dtype=np.int64))
+
     @abstractmethod
     def add_rows(self, segments: np.ndarray, nodes: np.ndarray) -> None:
         """Add the rows ``mu_node + v_p - z_segment >= 0``, creating missing columns."""
@@ -566,6 +630,8 @@ class HighsBackend(_Backend):
         self.base_rows = self.h.getNumRow()
         # Key of every row after the base rows (-1 for the definitions of z_s, never pruned).
         self.row_keys = np.zeros(0, dtype=np.int64)
+        # Whether HiGHS's solution belongs to the model as it is (no rows added or deleted since).
+        self.solved = False
 
     @property
     def rows(self) -> int:
@@ -635,6 +701,7 @@ class HighsBackend(_Backend):
         keys = self.key(segments, nodes)
         self.row_keys = np.concatenate([self.row_keys, keys])
         self.present.update(keys.tolist())
+        self.solved = False
 
     def prune(self) -> int:
         """Delete generated rows whose slack is basic, keeping re-solves fast.
@@ -651,7 +718,28 @@ class HighsBackend(_Backend):
             self.h.deleteRows(len(drop), (self.base_rows + drop).astype(np.int32))
             self.present.difference_update(self.row_keys[drop].tolist())
             self.row_keys = np.delete(self.row_keys, drop)
+            self.solved = False
         return len(drop)
+
+    def final_rows(self) -> _Duals:
+        """Generated rows in model order, and HiGHS's duals when they describe this model."""
+        generated = self.row_keys >= 0
+        out = _Duals(self.row_keys[generated])
+        if not self.solved:
+            return out
+        sol = self.h.getSolution()
+        if not getattr(sol, "dual_valid", False):
+            return out
+        row_dual = np.asarray(sol.row_dual, dtype=float)
+        col_dual = np.asarray(sol.col_dual, dtype=float)
+        if len(row_dual) != self.h.getNumRow() or len(col_dual) != self.columns:
+            return out
+        steps = self.lp.steps
+        out.row_duals = row_dual[self.base_rows :][generated]
+        out.step_duals = row_dual[1 : 1 + steps].copy()  # row 0 is the simplex row, then the leaves
+        out.alpha_reduced_costs = col_dual[: self.n].copy()
+        out.simplex_dual = float(row_dual[0])
+        return out
 
     def solve(self, time_limit: float | None) -> _Solution:
         # HiGHS measures its time limit against the run time summed over every run of the model.
@@ -673,6 +761,7 @@ class HighsBackend(_Backend):
         x = np.asarray(self.h.getSolution().col_value)
         if len(x) != self.columns:
             raise SolverError("internal error: HiGHS returned no solution for the mixture LP")
+        self.solved = True
         obj = float(self.h.getInfo().objective_function_value)
         vp = {k: float(x[c]) for k, c in self.pair_col.items()}
         return state, obj, x[: self.n].copy(), x[self.step0 : self.step0 + self.lp.steps].copy(), vp
@@ -915,5 +1004,31 @@ def solve(
         seconds=solver_seconds,
         history=history,
         warnings=list(lp.warnings),
+        details=_details(lp, backend, v_step, v_pair),
     )
     return result, notes
+
+
+def _details(lp: MixtureLP, backend: _Backend, v_step: np.ndarray, v_pair: np.ndarray) -> LPDetails:
+    """Package the final solution's slacks, rows and duals (:class:`LPDetails`)."""
+    columns = np.array(sorted(backend.pair_col), dtype=np.int64)
+    final = backend.final_rows()
+    width = 2 * lp.leaves
+    segments, nodes = final.row_keys // width, final.row_keys % width
+    node_lo, node_hi = lp.node_bounds(nodes) if len(nodes) else (nodes, nodes)
+    first = np.maximum(node_lo, lp.seg_lo[segments]) + lp.start
+    end = np.minimum(node_hi, lp.seg_hi[segments]) + lp.start
+    return LPDetails(
+        start=lp.start,
+        units=lp.units.copy(),
+        step_slack=np.asarray(v_step, dtype=float).copy(),
+        pair_codes=lp.codes[columns],
+        pair_slack=np.asarray(v_pair, dtype=float)[columns],
+        row_pair_codes=lp.codes[lp.seg_pair[segments]],
+        row_first_step=first.astype(np.int64),
+        row_end_step=end.astype(np.int64),
+        row_duals=final.row_duals,
+        step_duals=final.step_duals,
+        alpha_reduced_costs=final.alpha_reduced_costs,
+        simplex_dual=final.simplex_dual,
+    )

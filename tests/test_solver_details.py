@@ -1,0 +1,115 @@
+"""The solve result keeps the final LP's slacks, rows and duals (issue 11 item 2, for issue 14)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mixinfer
+from mixinfer import solver
+from mixinfer.counting import count_words
+from mixinfer.replay import TokenTable, replay
+from mixinfer.report import CategoryStats, InferenceResult
+from mixinfer.samples import discover
+
+PYLIB = Path(json.__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def real_lp(
+    small_bpe_tokenizer_json: Path, license_text: str, tmp_path_factory: pytest.TempPathFactory
+) -> solver.MixtureLP:
+    """English licences against Python source and licence text mixed, T=300, starting at merge 20."""
+    root = tmp_path_factory.mktemp("details")
+    code = "".join((PYLIB / n).read_text(encoding="utf-8") for n in ("textwrap.py", "shlex.py", "glob.py"))
+    texts = {
+        "en": license_text[:20_000],
+        "code": code[:20_000],
+        "mix": license_text[300_000:310_000] + code[-10_000:],
+    }
+    for cat, text in texts.items():
+        (root / cat).mkdir()
+        (root / cat / "a.txt").write_text(text, encoding="utf-8")
+    tok = mixinfer.load_tokenizer(small_bpe_tokenizer_json)
+    counts = count_words(discover(root), tok.pretokenizer, max_bytes=40_000, workers=1)
+    table = TokenTable.build(tok)
+    traces = [replay(wc.words, table, 300) for wc in counts]
+    units = [int(tr.init_counts.sum()) for tr in traces]
+    return solver.MixtureLP(traces, units, table.merge_codes, start=20, names=[wc.category for wc in counts])
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc"])
+def test_details_hold_the_slacks_of_the_final_solution(real_lp: solver.MixtureLP, backend: str) -> None:
+    lp = real_lp
+    result, _ = solver.solve(lp, solver=backend, rows_per_round=200)
+    d = result.details
+    assert d is not None and result.status == "optimal"
+    assert d.start == 20 and len(d.step_slack) == lp.steps == 280
+    np.testing.assert_array_equal(d.units, lp.units)
+    assert np.all(d.step_slack >= -1e-9) and np.all(d.pair_slack >= -1e-9)
+    assert len(d.pair_codes) == len(d.pair_slack) > 0
+    assert np.all(np.diff(d.pair_codes) > 0) and np.isin(d.pair_codes, lp.codes).all()
+    # The objective is the sum of all slacks.
+    assert d.step_slack.sum() + d.pair_slack.sum() == pytest.approx(result.objective, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc"])
+def test_the_row_set_describes_constraints_the_solution_satisfies(
+    real_lp: solver.MixtureLP, backend: str
+) -> None:
+    lp = real_lp
+    result, _ = solver.solve(lp, solver=backend, rows_per_round=200)
+    d = result.details
+    assert d is not None
+    k = len(d.row_pair_codes)
+    assert k > 0 and len(d.row_first_step) == len(d.row_end_step) == k
+    assert np.all(d.row_first_step < d.row_end_step)
+    assert np.all(d.row_first_step >= lp.start) and np.all(d.row_end_step <= lp.T)
+    # Every (step, pair) the rows stand for: v_t + v_p + sum_i alpha_i (c[i,m(t),t] - c[i,p,t]) >= 0.
+    reps = d.row_end_step - d.row_first_step
+    steps = np.concatenate([np.arange(a, b) for a, b in zip(d.row_first_step, d.row_end_step, strict=True)])
+    pair_idx = np.searchsorted(lp.codes, np.repeat(d.row_pair_codes, reps))
+    v_p = dict(zip(d.pair_codes.tolist(), d.pair_slack.tolist(), strict=True))
+    slack_p = np.array([v_p.get(int(c), 0.0) for c in lp.codes[pair_idx]])
+    lhs = d.step_slack[steps - lp.start] + slack_p + lp.coefficients(steps, pair_idx) @ result.proportions
+    assert lhs.min() >= -1e-6 * max(1.0, float(np.abs(lhs).max()))
+
+
+def test_highs_gives_duals_that_close_the_duality_gap(real_lp: solver.MixtureLP) -> None:
+    lp = real_lp
+    result, _ = solver.solve(lp, solver="highs", rows_per_round=200)
+    d = result.details
+    assert d is not None
+    assert d.row_duals is not None and len(d.row_duals) == len(d.row_pair_codes)
+    assert d.step_duals is not None and len(d.step_duals) == lp.steps
+    assert d.alpha_reduced_costs is not None and len(d.alpha_reduced_costs) == lp.n
+    assert d.simplex_dual is not None
+    # Every row but sum(alpha) = 1 has a zero bound, so the dual objective is the simplex row's dual
+    # plus the reduced cost of any alpha at its upper bound of 1.
+    at_upper = result.proportions > 1 - 1e-9
+    dual_objective = d.simplex_dual + float(d.alpha_reduced_costs[at_upper].sum())
+    assert dual_objective == pytest.approx(result.objective, rel=1e-6, abs=1e-6)
+
+
+def test_pulp_backends_have_no_duals(real_lp: solver.MixtureLP) -> None:
+    result, _ = solver.solve(real_lp, solver="cbc", rows_per_round=200)
+    d = result.details
+    assert d is not None
+    assert d.row_duals is d.step_duals is d.alpha_reduced_costs is d.simplex_dual is None
+
+
+def test_the_inference_result_carries_details_without_serialising_them(real_lp: solver.MixtureLP) -> None:
+    solved, _ = solver.solve(real_lp)
+    fields = dict(
+        proportions={"a": 0.75, "b": 0.25}, tokenizer="tok", merges_used=300, merges_total=1244,
+        pretokenizer={"name": "default"}, solver={"name": "highs", "status": "optimal"}, timing={},
+        samples={"a": CategoryStats(1, 1, 1), "b": CategoryStats(1, 1, 1)}, unit="document", max_bytes=10,
+    )  # fmt: skip
+    plain = InferenceResult(**fields)  # type: ignore[arg-type]
+    rich = InferenceResult(**fields, lp=solved.details)  # type: ignore[arg-type]
+    assert plain.lp is None and rich.lp is solved.details
+    assert rich.to_json() == plain.to_json() and "lp" not in json.loads(rich.to_json())
+    assert rich == plain  # the details are not part of equality either
