@@ -27,7 +27,6 @@ checkout.
 
 from __future__ import annotations
 
-import importlib.util
 from importlib import resources
 from pathlib import Path
 
@@ -73,15 +72,8 @@ def _bundled_candidates() -> list[Path]:
     installed = resources.files("mixinfer").joinpath(BUNDLED_DIR)
     if isinstance(installed, Path):
         candidates.append(installed)
-    # 2. An editable install maps the package ``mixinfer.data_samples`` onto the repository's
-    #    data_samples/ through its import finder; ask the import system where it is.
-    try:
-        spec = importlib.util.find_spec(f"mixinfer.{BUNDLED_DIR}")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        candidates.extend(Path(p) for p in spec.submodule_search_locations)
-    # 3. A source checkout (run in place, or an editable install made before the mapping).
+    # 2. A source checkout, run in place or through an editable install (whose import finder maps
+    #    the package onto mixinfer/ of the checkout, not onto data_samples/).
     candidates.append(Path(__file__).resolve().parent.parent / BUNDLED_DIR)
     return candidates
 
@@ -89,8 +81,8 @@ def _bundled_candidates() -> list[Path]:
 def bundled_data_dir() -> Path:
     """The bundled data directory (``general/``, ``programming/``, ``demo/``, ``MANIFEST.md``).
 
-    Found through the installed package (``importlib.resources``), then an editable install's
-    mapping, then the source tree; never the current directory. Raises :class:`SamplesError`
+    Found through the installed package (``importlib.resources``), then next to the package in a
+    source checkout (editable installs); never in the current directory. Raises :class:`SamplesError`
     when none holds it (a zipped install, or a checkout without the data).
     """
     candidates = _bundled_candidates()
@@ -117,8 +109,12 @@ def bundled_demo_tokenizer() -> Path:
     """
     try:
         path = bundled_data_dir() / "demo" / "tokenizer.json"
-    except SamplesError as exc:
-        raise TokenizerNotFoundError(str(exc).replace("samples (data_samples/general)", "data")) from None
+    except SamplesError:
+        raise TokenizerNotFoundError(
+            "the bundled demo tokenizer (data_samples/demo/tokenizer.json) was not found in the installed "
+            "mixinfer package; reinstall mixinfer from a wheel or a full checkout, or name a tokenizer "
+            "(e.g. mixinfer infer tokenizer.json)"
+        ) from None
     if not path.is_file():
         raise TokenizerNotFoundError(
             f"the bundled demo tokenizer {path} is missing; reinstall mixinfer, or name a tokenizer "

@@ -29,7 +29,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 from typing import BinaryIO
 
 from mixinfer.errors import MissingDependencyError, SamplesError
@@ -107,8 +107,8 @@ class SampleFile:
     mtime); instances must stay picklable, since worker processes read them.
 
     Attributes:
-        path: where the file is (a local path; for other sources, the path part of its location,
-            whose name gives the format).
+        path: where the file is (a local ``Path``; for other sources, the path part of its
+            location as a ``PurePosixPath``, whose name gives the format).
         relpath: its name within the category, printable (non-UTF-8 bytes escaped); part of the
             cache identity and of the reading order.
         size: its size in bytes (before decompression).
@@ -116,7 +116,7 @@ class SampleFile:
         field: the JSONL field or Parquet column holding the text.
     """
 
-    path: Path
+    path: PurePath
     relpath: str
     size: int
     mtime_ns: int
