@@ -20,6 +20,27 @@ if TYPE_CHECKING:
     from mixinfer.solver import LPDetails
 
 FORMATS = ("table", "json", "csv")
+# A truth file is a small JSON mapping; anything larger is not one (and is not read whole).
+TRUTH_MAX_BYTES = 16 * 1024 * 1024
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (and numpy scalars and
+    arrays turned into Python numbers and lists), ready for standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy scalar or array
+        return finite_json(value.tolist())
+    return value
+
+
+def dumps_json(value: Any, *, indent: int | None = 2) -> str:
+    """Standard JSON text of ``value`` (NaN and infinities as ``null``, never bare ``NaN``)."""
+    return json.dumps(finite_json(value), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 @dataclass
@@ -118,8 +139,10 @@ class InferenceResult:
         return out
 
     def to_json(self) -> str:
-        """The result as indented JSON (keys in a fixed order, so runs compare byte for byte)."""
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        """The result as indented, standard JSON (keys in a fixed order, so runs compare byte for
+        byte). A number that is undefined or infinite (``log10_mse`` of an exact answer) is
+        written as ``null``: JSON has no NaN or Infinity."""
+        return dumps_json(self.to_dict(), indent=2)
 
     def to_csv(self) -> str:
         """``category,proportion`` rows, sorted by proportion, descending."""
@@ -190,23 +213,72 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def read_truth(path: str | os.PathLike[str]) -> dict[str, float]:
-    """Read a true mixture: JSON ``{"proportions": {category: fraction}}`` or a flat mapping."""
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_truth(path: str | os.PathLike[str], *, implicit: bool = False) -> dict[str, float]:
+    """Read a true mixture: JSON ``{"proportions": {category: share}}`` or a flat mapping.
+
+    Shares must be finite, non-negative numbers, not all zero; they are normalised to sum
+    to 1 (so fractions, percentages or byte counts all work). Category names must be non-empty.
+    ``NaN``, ``Infinity`` and numbers that overflow (``1e400``) are refused.
+
+    Raises :class:`UsageError` naming the file. With ``implicit`` (a ``truth.json`` found beside
+    the tokenizer rather than given with ``--truth``) the message names the file as found, not
+    the option, so the caller can show it as a warning and go on without a truth.
+    """
     p = Path(path)
+    label = f"the truth file {p} found beside the tokenizer" if implicit else f"--truth {p}"
+    fix = "fix or remove it (it only scores the result)" if implicit else "fix the file or leave out --truth"
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"--truth {p} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--truth {p} is not a readable JSON file ({exc})") from exc
+        if not p.exists():
+            raise UsageError(f"{label} does not exist")
+        if not p.is_file():
+            raise UsageError(f"{label} is not a regular file; {fix}")
+        with p.open("rb") as fh:
+            raw = fh.read(TRUTH_MAX_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{label} cannot be read ({exc.strerror or exc}); {fix}") from exc
+    if len(raw) > TRUTH_MAX_BYTES:
+        raise UsageError(f"{label} is larger than {TRUTH_MAX_BYTES // 2**20} MiB, not a truth file; {fix}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
+        raise UsageError(f"{label} is not a readable UTF-8 JSON file ({exc}); {fix}") from exc
     props = data.get("proportions", data) if isinstance(data, dict) else None
+    return validate_truth(props, label=label, fix=fix)
+
+
+def validate_truth(props: Any, *, label: str = "truth", fix: str = "fix the mixture") -> dict[str, float]:
+    """Check a true mixture (category -> share) and normalise it to sum to 1.
+
+    Shares must be finite, non-negative numbers (not booleans), not all zero;
+    names non-empty strings. Raises :class:`UsageError` starting with ``label`` and ending with
+    ``fix`` (for a mapping given to :func:`mixinfer.infer` as ``truth=``, the defaults).
+    """
     if not isinstance(props, dict) or not props:
-        raise UsageError(f'--truth {p} must be JSON like {{"proportions": {{"en": 0.6, ...}}}}')
-    try:
-        truth = {str(k): float(v) for k, v in props.items()}
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--truth {p}: every proportion must be a number") from exc
+        raise UsageError(f'{label} must be JSON like {{"proportions": {{"en": 0.6, "code": 0.4}}}}; {fix}')
+    truth: dict[str, float] = {}
+    for name, share in props.items():
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError(f"{label}: category names must be non-empty strings; {fix}")
+        if isinstance(share, bool) or not isinstance(share, (int, float)):
+            raise UsageError(f"{label}: the share of '{name}' is {share!r}, not a number; {fix}")
+        try:
+            value = float(share)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise UsageError(f"{label}: the share of '{name}' is not a finite number; {fix}")
+        if value < 0:
+            raise UsageError(f"{label}: the share of '{name}' is negative ({value:g}); {fix}")
+        truth[name] = value
+    largest = max(truth.values())
+    if not largest > 0:
+        raise UsageError(f"{label}: the shares are all zero; {fix}")
     total = sum(truth.values())
-    if total <= 0 or any(v < 0 for v in truth.values()):
-        raise UsageError(f"--truth {p}: proportions must be non-negative and not all zero")
+    if not math.isfinite(total):  # finite shares whose sum overflows: scale them down first
+        truth = {k: v / largest for k, v in truth.items()}
+        total = sum(truth.values())
     return {k: v / total for k, v in truth.items()}

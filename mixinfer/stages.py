@@ -423,7 +423,7 @@ def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: To
     if found is None:
         return Truth()
     try:
-        return Truth(read_truth(found), str(found))
+        return Truth(read_truth(found, implicit=True), str(found))
     except MixinferError as exc:
         return Truth(warnings=(f"ignored {found} beside the tokenizer: {exc}",))
 
