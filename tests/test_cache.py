@@ -27,6 +27,10 @@ from mixinfer.samples import discover
 from mixinfer.tokenizer import load_tokenizer
 
 PYLIB = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
+# Keys are 32 hex digits from make_key; the cache refuses anything else.
+KEY = make_key("test", "k")
+KEY1 = make_key("test", "k1")
+SHARED = make_key("test", "shared")
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +72,9 @@ def test_store_load_roundtrip(tmp_path: Path) -> None:
         "empty": np.zeros(0, dtype=np.int32),
         "matrix": np.arange(12, dtype=np.int16).reshape(3, 4),
     }
-    assert cache.load("words", "k1") is None and cache.misses == 1
-    cache.store("words", "k1", arrays, {"bytes": 5, "warnings": ["ü"]})
-    hit = cache.load("words", "k1")
+    assert cache.load("words", KEY1) is None and cache.misses == 1
+    cache.store("words", KEY1, arrays, {"bytes": 5, "warnings": ["ü"]})
+    hit = cache.load("words", KEY1)
     assert hit is not None and cache.hits == 1
     got, meta = hit
     assert meta == {"bytes": 5, "warnings": ["ü"]}
@@ -78,7 +82,7 @@ def test_store_load_roundtrip(tmp_path: Path) -> None:
     for name, arr in arrays.items():
         assert got[name].dtype == arr.dtype and got[name].shape == arr.shape
         assert np.array_equal(got[name], arr)
-    assert [p.name for p in entries(tmp_path / "c")] == ["k1.npz"]
+    assert [p.name for p in entries(tmp_path / "c")] == [f"{KEY1}.npz"]
     assert not list((tmp_path / "c").rglob("*.tmp"))
     info = cache.info()
     assert info.entries == {"words": 1} and info.bytes["words"] > 0
@@ -87,8 +91,8 @@ def test_store_load_roundtrip(tmp_path: Path) -> None:
 def test_a_disabled_cache_stores_nothing(tmp_path: Path) -> None:
     cache = Cache(None)
     assert not cache.enabled
-    cache.store("words", "k", {"a": np.arange(3)})
-    assert cache.load("words", "k") is None
+    cache.store("words", KEY, {"a": np.arange(3)})
+    assert cache.load("words", KEY) is None
     assert cache.clear() == 0 and cache.info().entries == {}
 
 
@@ -104,15 +108,15 @@ def test_an_interrupted_store_leaves_no_entry_and_no_temporary_file(
 
     monkeypatch.setattr(np, "savez", savez_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        cache.store("trace", "k", {"a": np.arange(10_000)})
-    assert list(tmp_path.rglob("*")) == [tmp_path / "trace"]
+        cache.store("trace", KEY, {"a": np.arange(10_000)})
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["CACHEDIR.TAG", "mixinfer-cache.json", "trace"]
 
 
 def test_an_unusable_cache_directory_is_a_cache_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(CacheError, match=r"cannot write to cache directory .*--no-cache"):
-        Cache(blocker / "cache").store("words", "k", {"a": np.arange(3)})
+    with pytest.raises(CacheError, match=r"cannot use cache directory .* is a file.*--no-cache"):
+        Cache(blocker / "cache").store("words", KEY, {"a": np.arange(3)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,14 +191,14 @@ CORRUPTIONS = [
 @pytest.mark.parametrize("corrupt", CORRUPTIONS)
 def test_a_corrupt_entry_is_detected_and_removed(tmp_path: Path, corrupt: Any) -> None:
     cache = Cache(tmp_path)
-    cache.store("words", "k", {"a": np.arange(50_000), "b": np.ones(10)}, {"x": 1})
-    path = tmp_path / "words" / "k.npz"
+    cache.store("words", KEY, {"a": np.arange(50_000), "b": np.ones(10)}, {"x": 1})
+    path = tmp_path / "words" / f"{KEY}.npz"
     corrupt(path)
-    assert cache.load("words", "k") is None
+    assert cache.load("words", KEY) is None
     assert not path.exists()
     assert cache.repaired == 1 and cache.hits == 0
-    cache.store("words", "k", {"a": np.arange(3)})
-    hit = cache.load("words", "k")
+    cache.store("words", KEY, {"a": np.arange(3)})
+    hit = cache.load("words", KEY)
     assert hit is not None and np.array_equal(hit[0]["a"], np.arange(3))
 
 
@@ -206,7 +210,7 @@ def test_a_pickle_in_the_cache_is_never_unpickled(tmp_path: Path) -> None:
             return (open, (str(marker), "w"))
 
     cache = Cache(tmp_path / "c")
-    path = tmp_path / "c" / "words" / "k.npz"
+    path = tmp_path / "c" / "words" / f"{KEY}.npz"
     path.parent.mkdir(parents=True)
     meta = np.frombuffer(json.dumps({"__digests__": {}}).encode(), dtype=np.uint8)
     evil = np.empty(1, dtype=object)
@@ -215,7 +219,7 @@ def test_a_pickle_in_the_cache_is_never_unpickled(tmp_path: Path) -> None:
         np.savez(fh, __meta__=meta, a=evil)
     with zipfile.ZipFile(path) as zf:
         assert pickle.dumps(Evil())[:2] in zf.read("a.npy")  # really holds a pickle
-    assert cache.load("words", "k") is None
+    assert cache.load("words", KEY) is None
     assert not marker.exists() and not path.exists()
 
 
@@ -251,7 +255,7 @@ def _writer(directory: str, ident: int, go: Any) -> None:
     go.wait()
     for i in range(WRITES):
         arr = np.full(SIZE, ident * 1000 + i, dtype=np.int64)
-        cache.store("trace", "shared", {"a": arr, "b": arr[:100] * 2}, {"writer": ident, "i": i})
+        cache.store("trace", SHARED, {"a": arr, "b": arr[:100] * 2}, {"writer": ident, "i": i})
 
 
 def _reader(directory: str, go: Any, stop: Any, out: Any) -> None:
@@ -259,7 +263,7 @@ def _reader(directory: str, go: Any, stop: Any, out: Any) -> None:
     go.wait()
     good = bad = 0
     while not stop.is_set() or good == 0:
-        hit = cache.load("trace", "shared")
+        hit = cache.load("trace", SHARED)
         if hit is None:
             continue
         arrays, meta = hit
@@ -289,8 +293,9 @@ def test_two_writers_of_the_same_key_leave_one_valid_entry(tmp_path: Path) -> No
     assert reader.exitcode == 0 and good > 0
     assert bad == 0 and repaired == 0, "a reader saw a partial or mixed entry"
     assert not list(tmp_path.rglob("*.tmp"))
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["shared.npz"]
-    hit = Cache(tmp_path).load("trace", "shared")
+    files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted([f"{SHARED}.npz", "CACHEDIR.TAG", "mixinfer-cache.json"])
+    hit = Cache(tmp_path).load("trace", SHARED)
     assert hit is not None
     arrays, meta = hit
     assert meta["writer"] in (1, 2) and meta["i"] == WRITES - 1
@@ -409,7 +414,9 @@ def test_cache_info_and_clear_from_the_command_line(
         "--max-bytes", "5000", "--cache-dir", str(cdir), "--quiet", "--format", "json",
     ])  # fmt: skip
     assert run.exit_code == 0, run.stderr
-    (cdir / "words" / ".leftover.tmp").write_bytes(b"x")
+    leftover = cdir / "words" / f".{KEY}.{'0' * 16}.tmp"  # a killed writer's, an hour ago
+    leftover.write_bytes(b"x")
+    os.utime(leftover, (leftover.stat().st_atime - 3600, leftover.stat().st_mtime - 3600))
     info = runner.invoke(app, ["cache", "info", "--cache-dir", str(cdir)])
     assert info.exit_code == 0
     assert str(cdir) in info.stdout.replace("\n", "")
@@ -430,10 +437,10 @@ def test_cache_info_and_clear_from_the_command_line(
 
 def test_cache_commands_use_the_environment_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXINFER_CACHE_DIR", str(tmp_path / "env-cache"))
-    Cache(tmp_path / "env-cache").store("words", "k", {"a": np.arange(3)})
+    Cache(tmp_path / "env-cache").store("words", KEY, {"a": np.arange(3)})
     result = CliRunner().invoke(app, ["cache", "clear"])
     assert result.exit_code == 0 and "removed 1 cache entries" in result.stderr
-    assert not (tmp_path / "env-cache" / "words" / "k.npz").exists()
+    assert not (tmp_path / "env-cache" / "words" / f"{KEY}.npz").exists()
 
 
 def test_infer_with_an_unwritable_cache_exits_with_the_cache_code(
@@ -447,5 +454,5 @@ def test_infer_with_an_unwritable_cache_exits_with_the_cache_code(
         "--max-bytes", "3000", "--cache-dir", str(blocker / "cache"), "-q", "-o", str(out),
     ])  # fmt: skip
     assert result.exit_code == EXIT_CODES[CacheError] == 6
-    assert "cannot write to cache directory" in result.stderr and "--no-cache" in result.stderr
+    assert "cannot use cache directory" in result.stderr and "--no-cache" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
