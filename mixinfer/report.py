@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +86,8 @@ class InferenceResult:
     cleaning: dict[str, Any] | None = None
     base: dict[str, Any] | None = None
     lp: LPDetails | None = field(default=None, repr=False, compare=False)
+    intervals: dict[str, tuple[float, float]] | None = None
+    bootstrap: dict[str, Any] | None = None
 
     @property
     def categories(self) -> list[str]:
@@ -129,6 +134,9 @@ class InferenceResult:
             out["cleaning"] = self.cleaning
         if self.base is not None:
             out["base"] = self.base
+        if self.intervals is not None:
+            out["intervals"] = {c: list(self.intervals[c]) for c in self.categories}
+            out["bootstrap"] = self.bootstrap
         if self.truth is not None:
             out["truth"] = {
                 "source": self.truth_source,
@@ -145,12 +153,14 @@ class InferenceResult:
         return dumps_json(self.to_dict(), indent=2)
 
     def to_csv(self) -> str:
-        """``category,proportion`` rows, sorted by proportion, descending."""
+        """``category,proportion`` rows, sorted by proportion, descending (with ``low,high`` when
+        the bootstrap gave intervals)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["category", "proportion"])
+        iv = self.intervals
+        writer.writerow(["category", "proportion", *(["low", "high"] if iv else [])])
         for c in self.categories:
-            writer.writerow([c, repr(self.proportions[c])])
+            writer.writerow([c, repr(self.proportions[c]), *([repr(iv[c][0]), repr(iv[c][1])] if iv else [])])
         return buf.getvalue()
 
     def to_frame(self) -> pd.DataFrame:
@@ -160,6 +170,8 @@ class InferenceResult:
         rows = []
         for c in self.categories:
             row: dict[str, Any] = {"category": c, "proportion": self.proportions[c]}
+            if self.intervals is not None:
+                row["low"], row["high"] = self.intervals[c]
             if self.truth is not None:
                 row["truth"] = self.truth.get(c, 0.0)
                 row["error"] = self.proportions[c] - row["truth"]
@@ -196,20 +208,112 @@ def format_for(output: str | os.PathLike[str] | None, fmt: str | None) -> str:
     )
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so no partial file is ever left."""
-    target = Path(path)
+def _output_error(exc: OSError, target: Path, what: str) -> UsageError:
+    """A clear message for an output file that cannot be written (exit 2, never a traceback)."""
+    where = f"cannot write {what} {target}"
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return UsageError(
+            f"{where}: no space left on the device (or the disk quota is used up); nothing was "
+            f"written; free some space or write the output elsewhere"
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), target.parent)
+        return UsageError(f"{where}: {blocker} is a file, not a folder; choose another output path")
+    if code == errno.ENAMETOOLONG:
+        return UsageError(
+            f"{where}: the path or file name is too long for the file system; choose a shorter name"
+        )
+    if code == errno.EISDIR:
+        return UsageError(f"{where}: it is a directory; give a file name such as {target / 'result.json'}")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UsageError(f"{where}: {exc.strerror}; choose a folder you can write to")
+    return UsageError(f"{where} ({exc.strerror or exc}); nothing was written; choose another output path")
+
+
+# fsync errors that only mean "this file system cannot sync": the data was written.
+_NO_FSYNC = (errno.EINVAL, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP))
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or unknown: the usual limit
+        return 255
+
+
+def check_output_path(path: str | os.PathLike[str], *, what: str = "--output") -> Path:
+    """Refuse, without writing anything, an output path that cannot be a file: empty, a
+    directory, under a regular file, or with a name over the file system's limit.
+
+    Raises :class:`UsageError` (never :class:`OSError`) naming ``what``; returns the path.
+    """
+    raw = os.fspath(path)
+    if raw.strip() == "":
+        raise UsageError(f"{what} is empty; give a file name such as result.json")
+    target = Path(raw)
+    try:
+        if raw.endswith(("/", os.sep)) or target.name in ("", ".", "..") or target.is_dir():
+            raise UsageError(
+                f"{what} {target} is a directory; give a file name such as {target / 'result.json'}"
+            )
+        ancestor = target.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), raw)
+        limit = _name_max(ancestor)
+        if any(len(os.fsencode(part)) > limit for part in target.parts):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), raw)
+    except OSError as exc:
+        raise _output_error(exc, target, what) from exc
+    return target
+
+
+def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--output") -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file, so no partial file is ever left.
+
+    The file gets the usual permissions: those of the file it replaces, else 0666 minus the
+    umask (not mkstemp's 0600). Every condition the user can cause is a :class:`UsageError`
+    (exit 2) naming ``what`` (the option) and the path: an empty path, a directory, a path under
+    a regular file, a name over the file system's limit, no permission, a full disk (the
+    temporary file is removed and an existing file at ``path`` is left as it was).
+    """
+    target = check_output_path(path, what=what)
+    data = text.encode("utf-8")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        existing = target.stat() if target.exists() else None
     except OSError as exc:
-        raise UsageError(f"cannot write --output {target} ({exc.strerror})") from exc
+        raise _output_error(exc, target, what) from exc
+    mode = stat.S_IMODE(existing.st_mode) if existing is not None and stat.S_ISREG(existing.st_mode) else None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    # A short, random sibling name: the target's own name may already be near the length limit.
+    tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+    except OSError as exc:
+        raise _output_error(exc, target, what) from exc
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            try:
+                os.fsync(fd)  # a full disk can surface only here (delayed allocation, NFS)
+            except OSError as exc:
+                if exc.errno not in _NO_FSYNC:
+                    raise
+        finally:
+            os.close(fd)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _output_error(exc, target, what) from exc
         raise
 
 
