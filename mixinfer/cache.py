@@ -57,7 +57,7 @@ FORMAT_VERSION = 1
 LAYOUT_VERSION = 1
 
 # Every kind of entry the cache holds: the only folders it creates, lists or clears.
-KINDS = frozenset({"words", "trace", "solution", "sim-tokenizer", "sim-counts"})
+KINDS = frozenset({"words", "trace", "solution", "bootstrap", "sim-tokenizer", "sim-counts"})
 # The kinds of the layout before the marker: what an unmarked old cache may hold (never extended).
 _LEGACY_KINDS = frozenset({"words", "trace", "solution", "sim-tokenizer", "sim-counts"})
 
@@ -342,6 +342,8 @@ class Cache:
         try:
             with os.scandir(d) as it:
                 found = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            return _MISSING  # removed since the stat
         except OSError as exc:
             raise self._read_error(exc, d) from exc
         if not found:
@@ -390,8 +392,7 @@ class Cache:
             )
         return True
 
-    @staticmethod
-    def _strangers(found: list[os.DirEntry[str]]) -> list[str]:
+    def _strangers(self, found: list[os.DirEntry[str]]) -> list[str]:
         """What an unmarked folder holds that the old layout never wrote (empty: an old cache)."""
         strangers: list[str] = []
         for e in found:
@@ -399,9 +400,10 @@ class Cache:
                 try:
                     with os.scandir(e.path) as it:
                         inner = sorted(it, key=lambda f: f.name)
-                except OSError:
-                    strangers.append(e.name + "/")
+                except FileNotFoundError:
                     continue
+                except OSError as exc:
+                    raise self._read_error(exc, Path(e.path)) from exc
                 for f in inner:
                     ours = _ENTRY_RE.fullmatch(f.name) or _TEMP_RE.fullmatch(f.name)
                     if not (ours and f.is_file(follow_symlinks=False)):
@@ -509,8 +511,11 @@ class Cache:
         except OSError as exc:
             raise self._read_error(exc, self.directory) from exc
         try:
-            with os.scandir(top) as it:
-                found = list(it)
+            try:
+                with os.scandir(top) as it:
+                    found = list(it)
+            except OSError as exc:
+                raise self._read_error(exc, self.directory) from exc
             for e in found:
                 if _MARKER_TEMP_RE.fullmatch(e.name) and e.is_file(follow_symlinks=False):
                     removed += self._unlink_at(e.name, top, removed)
@@ -520,8 +525,11 @@ class Cache:
                 except OSError:
                     continue  # gone, or swapped for a symlink since the listing: never followed
                 try:
-                    with os.scandir(sub) as it:
-                        names = [f.name for f in it if self._removable(f)]
+                    try:
+                        with os.scandir(sub) as it:
+                            names = [f.name for f in it if self._removable(f)]
+                    except OSError as exc:
+                        raise self._read_error(exc, self.directory / kind) from exc
                     for name in names:
                         removed += self._unlink_at(name, sub, removed)
                 finally:
@@ -622,7 +630,10 @@ class Cache:
         return CacheError(f"cannot write to cache directory {self.directory} ({reason}); {advice}")
 
     def _remove_error(self, exc: OSError, removed: int) -> CacheError:
+        assert self.directory is not None
+        note = _owner_note(self.directory) if exc.errno in _DENIED else ""
         return CacheError(
-            f"cannot clear cache directory {self.directory} ({exc.strerror or exc}; {removed} files "
-            f"were removed before this one); check the folder's permissions, or delete it yourself"
+            f"cannot clear cache directory {self.directory} ({exc.strerror or exc}{note}; {removed} "
+            f"files were removed before this one); ask its owner to clear it, or pass --cache-dir DIR "
+            f"with a cache of your own"
         )

@@ -25,6 +25,7 @@ from mixinfer import cache as cache_mod
 from mixinfer.cache import FORMAT_VERSION, Cache, default_cache_dir, make_key
 from mixinfer.cli import EXIT_CODES, app
 from mixinfer.errors import CacheError
+from mixinfer.progress import Progress
 
 TAG = "CACHEDIR.TAG"
 MARKER = "mixinfer-cache.json"
@@ -386,21 +387,28 @@ def test_an_entry_that_is_a_folder_is_a_miss_and_left_alone(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def alarm() -> Iterator[None]:
+def alarm() -> Iterator[list[int]]:
+    """Interrupts a read blocked for 10 s (a FIFO opened for reading waits for a writer forever)."""
+    fired: list[int] = []
+
     def boom(*_: Any) -> None:
+        fired.append(1)
         raise TimeoutError("blocked on a FIFO")
 
     old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(20)
-    yield
+    signal.alarm(10)
+    yield fired
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
 
 
-def test_a_fifo_in_place_of_an_entry_is_not_read(tmp_path: Path, alarm: None) -> None:
+def test_a_fifo_in_place_of_an_entry_is_not_read(tmp_path: Path, alarm: list[int]) -> None:
     cache = filled(tmp_path)
-    os.mkfifo(tmp_path / "words" / f"{K[2]}.npz")
+    fifo = tmp_path / "words" / f"{K[2]}.npz"
+    os.mkfifo(fifo)
     assert cache.load("words", K[2]) is None
+    assert not alarm, "the load blocked on the FIFO"
+    assert cache.repaired == 0 and stat.S_ISFIFO(fifo.stat().st_mode)
     cache.store("words", K[2], payload(4))
     hit = cache.load("words", K[2])
     assert hit is not None and np.array_equal(hit[0]["a"], np.arange(4))
@@ -518,6 +526,21 @@ def test_another_users_read_only_cache_is_a_cache_error_naming_the_owner(shared_
     message = _as_nobody(write)
     assert message.startswith("CacheError: cannot write to cache directory"), message
     assert "Permission denied" in message and "owned by" in message and "--no-cache" in message
+
+
+def test_clearing_another_users_cache_is_a_cache_error(shared_root: Path) -> None:
+    filled(shared_root / "cache")
+    for p in [shared_root / "cache", *(shared_root / "cache").rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    before = snapshot(shared_root / "cache")
+
+    def clear() -> str:
+        return str(Cache(shared_root / "cache").clear())
+
+    message = _as_nobody(clear)
+    assert message.startswith("CacheError: cannot clear cache directory"), message
+    assert "Permission denied" in message and "owned by" in message
+    assert snapshot(shared_root / "cache") == before
 
 
 def test_an_entry_another_user_cannot_read_is_recomputed_in_a_shared_cache(shared_root: Path) -> None:
@@ -656,3 +679,29 @@ def test_inference_still_uses_the_cache(
     assert (tmp_path / "cache" / MARKER).is_file()
     second = mixinfer.infer(small_bpe_tokenizer_json, samples, **kw)
     assert second.proportions == first.proportions
+
+
+@pytest.mark.parametrize("meddle", ["clear", "rm -rf"])
+def test_clearing_the_cache_during_inference_does_not_change_the_answer(
+    small_bpe_tokenizer_json: Path, tmp_path: Path, license_text: str, meddle: str
+) -> None:
+    samples = tmp_path / "samples"
+    for cat, start in (("a", 0), ("b", 50_000), ("c", 100_000)):
+        (samples / cat).mkdir(parents=True)
+        (samples / cat / "x.txt").write_text(license_text[start : start + 4000])
+    cdir = tmp_path / "cache"
+    calls: list[str] = []
+
+    def meddling(update: Progress) -> None:
+        calls.append(update.stage)
+        if meddle == "clear":
+            Cache(cdir).clear()
+        elif cdir.exists():
+            shutil.rmtree(cdir)
+
+    kw: dict[str, Any] = {"merges": 30, "max_bytes": 3000, "workers": 1}
+    for _ in range(2):  # cold, then with whatever survived
+        result = mixinfer.infer(small_bpe_tokenizer_json, samples, cache_dir=cdir, progress=meddling, **kw)
+        cold = mixinfer.infer(small_bpe_tokenizer_json, samples, use_cache=False, **kw)
+        assert result.proportions == cold.proportions
+    assert {"count", "replay"} <= set(calls)
