@@ -150,7 +150,11 @@ def check_output(
     if not text.strip():
         raise errors.UsageError("--output is empty; give a file name such as result.json")
     path = Path(text)
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise errors.UsageError(f"--output {text} cannot be used ({exc.strerror})") from None
+    if is_dir:
         raise errors.UsageError(
             f"--output {text} is a directory; give a file name such as {path / 'result.json'}"
         )

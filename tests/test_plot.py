@@ -129,6 +129,7 @@ def _no_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param("out.jpgx", "from its extension", id="unknown-extension"),
         pytest.param("out", "from its extension", id="no-extension"),
         pytest.param("adir.png", "is a directory", id="a-directory"),
+        pytest.param("x" * 300 + ".png", "too long", id="name-too-long"),
     ],
 )
 def test_unwritable_output_is_a_usage_error_before_drawing(
@@ -152,7 +153,7 @@ def test_unwritable_output_is_a_usage_error_before_drawing(
 
 
 def test_a_name_over_the_length_limit_is_a_usage_error(reports: dict[str, Path], tmp_path: Path) -> None:
-    # Library level: the CLI's own check (cli.check_output) meets this name first.
+    # The library says so too (the CLI's own check, cli.check_output, meets this name first).
     with pytest.raises(UsageError, match="longer than"):
         plot_report(reports["long"], tmp_path / ("x" * 300 + ".png"))
 
