@@ -288,3 +288,30 @@ def test_fingerprint_follows_size_and_mtime(tmp_path: Path) -> None:
     f.write_text("version two!")
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert one(tmp_path).fingerprint() not in (before, touched)
+
+
+# --------------------------------------------------------------------------------------------------
+# The module's contract with the rest of the package
+
+
+def test_public_names_stay_importable_from_mixinfer_samples() -> None:
+    from mixinfer import samples, sources
+
+    names = ["DEFAULT_MAX_BYTES", "UNITS", "Category", "ReadStats", "discover", "iter_documents"]
+    names += ["bundled_samples_dir", "bundled_demo_tokenizer", "open_samples", "SampleSource"]
+    for name in names:
+        assert hasattr(samples, name), name
+    assert samples.Category is sources.Category and samples.iter_documents is sources.iter_documents
+
+
+def test_fingerprint_is_the_documented_hash_so_existing_caches_stay_valid(tmp_path: Path) -> None:
+    import hashlib
+
+    write(tmp_path / "en" / "b.txt", "second")
+    write(tmp_path / "en" / "sub" / "a.jsonl", '{"text": "first"}\n')
+    cat = one(tmp_path)
+    h = hashlib.sha256(b"en")
+    for rel in ("b.txt", "sub/a.jsonl"):
+        st = (tmp_path / "en" / rel).stat()
+        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    assert cat.fingerprint() == h.hexdigest()[:24]
