@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import time
@@ -131,13 +132,23 @@ class AuditResult:
         return out
 
     def to_long_csv(self) -> str:
-        """``tokenizer,category,group,proportion``: a row per successful tokenizer and category."""
+        """``tokenizer,category,group,proportion``: a row per successful tokenizer and category
+        (and ``low,high`` when the bootstrap gave intervals)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["tokenizer", "category", "group", "proportion"])
+        results = {e.label: e.result for e in self.succeeded if e.result is not None}
+        with_iv = any(r.intervals is not None for r in results.values())
+        writer.writerow(
+            ["tokenizer", "category", "group", "proportion", *(["low", "high"] if with_iv else [])]
+        )
         for label, props in self.proportions("category").items():
+            iv = results[label].intervals
             for c in self.categories:
-                writer.writerow([label, c, self.groups[c], repr(props[c])])
+                row = [label, c, self.groups[c], repr(props[c])]
+                if with_iv:
+                    low, high = iv.get(c, (math.nan, math.nan)) if iv is not None else (math.nan, math.nan)
+                    row += ["" if math.isnan(low) else repr(low), "" if math.isnan(high) else repr(high)]
+                writer.writerow(row)
         return buf.getvalue()
 
     def to_wide_csv(self, by: str = "category") -> str:
@@ -388,7 +399,9 @@ def audit(
                     timer.lap("replay")
                     solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
                 timer.lap("solve")
-                result = stages.report(prepared[i], solution, options, stages.Truth(), timer.done())
+                boot = stages.bootstrap(categories, words, prepared[i], options, rt)
+                timer.lap("bootstrap")
+                result = stages.report(prepared[i], solution, options, stages.Truth(), timer.done(), boot)
                 entry = AuditEntry(label, _source_text(source), result=result, seconds=timer.seconds["total"])
             except MixinferError as exc:
                 entry = _failed(label, source, exc, time.monotonic() - timer.start)

@@ -236,6 +236,11 @@ CacheDirOpt = Annotated[
     typer.Option("--cache-dir", help="Cache directory.", show_default=str(default_cache_dir())),
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")]
+BootstrapOpt = Annotated[
+    int, typer.Option("--bootstrap", help="Bootstrap replicates over documents, for intervals (0: none).")
+]
+ConfidenceOpt = Annotated[float, typer.Option("--confidence", help="Coverage of the bootstrap intervals.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr unless it fails.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 GroupsOpt = Annotated[
@@ -357,6 +362,9 @@ def infer_command(
     no_clean: NoCleanOpt = False,
     normalize: NormalizeOpt = "pairs",
     offline: OfflineOpt = False,
+    bootstrap: BootstrapOpt = 0,
+    confidence: ConfidenceOpt = 0.9,
+    seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -377,6 +385,9 @@ def infer_command(
             no_clean=no_clean,
             normalize=normalize,
             offline=offline,
+            bootstrap=bootstrap,
+            confidence=confidence,
+            seed=seed,
         )
         target = check_output(output, inputs=[source, base, truth], folders=[samples])
         out_fmt = format_for(output, fmt)
@@ -471,6 +482,9 @@ def audit_command(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
+    bootstrap: BootstrapOpt = 0,
+    confidence: ConfidenceOpt = 0.9,
+    seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -492,6 +506,9 @@ def audit_command(
             no_clean=no_clean,
             normalize=normalize,
             offline=offline,
+            bootstrap=bootstrap,
+            confidence=confidence,
+            seed=seed,
         )
         out_fmt = _report_format(output, fmt)
         if by not in ("category", "group"):

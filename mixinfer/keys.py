@@ -151,3 +151,11 @@ def baseline_counts_key(
 def attack_content_key(split_rule: str, name: str, fingerprint: str) -> str:
     """A simulated category's attack text: its source category's fingerprint and the split rule."""
     return make_key("simulate-attack", split_rule, name, fingerprint)
+
+
+def bootstrap_key(solution: str, replicates: int, seed: int, blocks: int) -> str:
+    """Bootstrap replicates of a solution: its inputs (the solution key), B, the seed, the blocks.
+
+    The confidence level is not part of it: intervals are recomputed from the stored replicates.
+    """
+    return make_key("bootstrap", solution, replicates, seed, blocks)

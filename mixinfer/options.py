@@ -74,6 +74,10 @@ class Options:
         start_merge: replay merges before this without constraints (extended tokenizers).
         clean: clean the merge list first (:func:`mixinfer.cleaning.clean_merges`).
         offline: never use the network (``None``: follow ``HF_HUB_OFFLINE``).
+        bootstrap: replicates of the document bootstrap (0: none); gives each category an
+            interval (:mod:`mixinfer.bootstrap`).
+        confidence: the intervals' nominal coverage, in (0, 1).
+        seed: the seed of the bootstrap draws.
     """
 
     merges: int = DEFAULT_MERGES
@@ -86,6 +90,9 @@ class Options:
     start_merge: int = 0
     clean: bool = True
     offline: bool | None = None
+    bootstrap: int = 0
+    confidence: float = 0.9
+    seed: int = 0
 
     def __post_init__(self) -> None:
         _positive_int("merges", self.merges, "merges")
@@ -115,6 +122,22 @@ class Options:
                 "start_merge",
                 f"{self.start_merge} must be below --merges {self.merges}: constraints start there",
             )
+        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0:
+            raise OptionError(
+                "bootstrap", f"must be a number of replicates of at least 0, not {self.bootstrap!r}"
+            )
+        if self.bootstrap == 1:
+            raise OptionError("bootstrap", "1 gives no interval; use 0 (none) or at least 2 (e.g. 20, 100)")
+        if (
+            isinstance(self.confidence, bool)
+            or not isinstance(self.confidence, int | float)
+            or not 0 < self.confidence < 1
+        ):
+            raise OptionError(
+                "confidence", f"must be a fraction between 0 and 1 (e.g. 0.9), not {self.confidence!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise OptionError("seed", f"must be a non-negative integer, not {self.seed!r}")
         if self.pretokenizer is not None:
             from mixinfer.pretokenizers import PRESETS
 

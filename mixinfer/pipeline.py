@@ -48,7 +48,9 @@ def run(
         timer.lap("replay")
         solution = stages.solve(traces, counted, prepared, options, runtime)
     timer.lap("solve")
-    return stages.report(prepared, solution, options, known, timer.done())
+    boot = stages.bootstrap(categories, words, prepared, options, runtime)
+    timer.lap("bootstrap")
+    return stages.report(prepared, solution, options, known, timer.done(), boot)
 
 
 def infer(
@@ -66,6 +68,9 @@ def infer(
     start_merge: int = 0,
     clean: bool = True,
     offline: bool | None = None,
+    bootstrap: int = 0,
+    confidence: float = 0.9,
+    seed: int = 0,
     truth: str | os.PathLike[str] | dict[str, float] | None = None,
     base: str | os.PathLike[str] | BPETokenizer | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -81,7 +86,7 @@ def infer(
         samples: a directory with one sub-directory of text per category; default: the bundled
             samples.
         options: an :class:`~mixinfer.options.Options` object; when given, the keyword options
-            below (``merges`` ... ``offline``) must be left at their defaults. Each keyword is
+            below (``merges`` ... ``seed``) must be left at their defaults. Each keyword is
             documented on :class:`~mixinfer.options.Options`.
         truth: a true mixture (mapping or JSON file) to compare against; by default a
             ``truth.json`` beside a local tokenizer file is used when present (a malformed one
@@ -111,6 +116,9 @@ def infer(
         "start_merge": start_merge,
         "clean": clean,
         "offline": offline,
+        "bootstrap": bootstrap,
+        "confidence": confidence,
+        "seed": seed,
     }
     options = options_from(options, **given)
     runtime = Runtime.create(

@@ -21,11 +21,14 @@ from typing import Any
 import numpy as np
 
 from mixinfer import keys
+from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks, percentile_intervals
+from mixinfer.bootstrap import bootstrap as run_bootstrap
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
+from mixinfer.progress import Progress
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import Category, bundled_samples_dir, discover
@@ -385,6 +388,58 @@ def solve(
     return solution
 
 
+def bootstrap(
+    categories: Sequence[Category],
+    words: Sequence[str],
+    prepared: Prepared,
+    options: Options,
+    runtime: Runtime,
+) -> BootstrapResult | None:
+    """Stage 6b: the document bootstrap (``options.bootstrap`` replicates; cached by its inputs)."""
+    if options.bootstrap == 0 or len(categories) < 2:
+        return None
+    key = keys.bootstrap_key(
+        _solution_key(words, prepared, options), options.bootstrap, options.seed, DEFAULT_BLOCKS
+    )
+    names = [c.name for c in categories]
+    hit = runtime.cache.load("bootstrap", key)
+    if hit is not None:
+        arrays, meta = hit
+        samples = arrays["proportions"]
+        return BootstrapResult(
+            options.bootstrap,
+            options.confidence,
+            options.seed,
+            {n: int(meta["blocks"][n]) for n in names},
+            samples,
+            percentile_intervals(names, samples, options.confidence),
+            list(meta["statuses"]),
+            float(meta["seconds"]),
+        )
+    pretok = prepared.tok.pretokenizer
+    blocks = []
+    for i, c in enumerate(categories):
+        runtime.progress(Progress("blocks", i, len(categories), "categories", c.name))
+        blocks.append(count_blocks(c, pretok, max_bytes=options.max_bytes, unit=options.unit))
+    runtime.progress(Progress("blocks", len(categories), len(categories), "categories"))
+    result = run_bootstrap(
+        blocks,
+        TokenTable.build(prepared.tok),
+        prepared.merges_used,
+        start=prepared.start_merge,
+        normalize=options.normalize,
+        replicates=options.bootstrap,
+        confidence=options.confidence,
+        seed=options.seed,
+        solver=options.solver,
+        time_limit=options.time_limit,
+        progress=runtime.progress,
+    )
+    meta = {"blocks": result.blocks, "statuses": result.statuses, "seconds": result.seconds}
+    runtime.cache.store("bootstrap", key, {"proportions": result.proportions}, meta)
+    return result
+
+
 # -- truth and report ------------------------------------------------------------------------------------
 
 
@@ -429,9 +484,14 @@ def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: To
 
 
 def report(
-    prepared: Prepared, solution: Solution, options: Options, known: Truth, timing: dict[str, float]
+    prepared: Prepared,
+    solution: Solution,
+    options: Options,
+    known: Truth,
+    timing: dict[str, float],
+    boot: BootstrapResult | None = None,
 ) -> InferenceResult:
-    """Stage 7: the typed result."""
+    """Stage 7: the typed result (with intervals when the bootstrap ran)."""
     tok = prepared.tok
     warnings = list(solution.warnings)
     warnings += list(getattr(prepared.cleaning, "warnings", []))
@@ -458,6 +518,8 @@ def report(
         truth_source=known.source,
         cleaning=prepared.cleaning.to_dict(),
         base=prepared.base,
+        intervals=None if boot is None else boot.intervals,
+        bootstrap=None if boot is None else boot.to_dict(),
     )
 
 

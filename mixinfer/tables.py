@@ -28,6 +28,9 @@ def render_table(result: InferenceResult, console: Console, *, warnings: bool = 
     table = Table(title=f"Inferred training mixture of {escape(result.tokenizer)}", title_justify="left")
     table.add_column("category")
     table.add_column("proportion", justify="right")
+    iv = result.intervals
+    if iv is not None and result.bootstrap is not None:
+        table.add_column(f"{100 * result.bootstrap['confidence']:.0f}% interval", justify="right")
     if result.truth is not None:
         table.add_column("truth", justify="right")
         table.add_column("error", justify="right")
@@ -35,6 +38,8 @@ def render_table(result: InferenceResult, console: Console, *, warnings: bool = 
     for c in result.categories:
         p = result.proportions[c]
         row = [escape(c), f"{100 * p:.2f}%"]
+        if iv is not None:
+            row.append(f"{100 * iv[c][0]:.2f}-{100 * iv[c][1]:.2f}%")
         if result.truth is not None:
             t = result.truth.get(c, 0.0)
             row += [f"{100 * t:.2f}%", f"{100 * (p - t):+.2f}"]
@@ -58,6 +63,11 @@ def render_table(result: InferenceResult, console: Console, *, warnings: bool = 
         )
     elif result.start_merge:
         lines.append(f"constraints from merge {result.start_merge} on (--start-merge)")
+    if result.bootstrap is not None:
+        b = result.bootstrap
+        lines.append(
+            f"intervals: percentile bootstrap over documents, {b['replicates']} replicates, seed {b['seed']}"
+        )
     if result.truth is not None:
         lines.append(f"log10 MSE against the truth ({result.truth_source}): {result.log10_mse:.2f}")
     if warnings:

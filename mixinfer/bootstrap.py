@@ -1,0 +1,173 @@
+"""How sure is the answer: a bootstrap over documents, made cheap by linearity.
+
+A document is the resampling unit (words within one are correlated). Each category's documents
+are dealt, in reading order, into ``K`` blocks (document ``i`` to block ``i mod K``; ``K`` is at most
+the number of documents). A replicate draws ``K`` blocks with replacement per category; since a
+trace is linear in the word counts, the replicate's trace is the multiplicity-weighted sum of the
+block traces (:func:`mixinfer.replay.sum_traces`), and all block traces come from one replay per
+category (:func:`mixinfer.replay.replay_blocks`). Each replicate's LP is then solved; the interval
+of a category is the percentile interval of its replicate proportions. Draws come from
+``numpy.random.default_rng([seed, replicate])``: the same seed gives the same intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mixinfer.counting import count_documents
+from mixinfer.errors import UsageError
+from mixinfer.pretokenizers import Pretokenizer
+from mixinfer.progress import Progress, ProgressCallback, noop
+from mixinfer.replay import TokenTable, Trace, replay_blocks, sum_traces
+from mixinfer.samples import Category, ReadStats, iter_documents
+from mixinfer.solver import MixtureLP, solve
+
+DEFAULT_BLOCKS = 32
+"""Blocks per category: enough draws per replicate for the sum of blocks to behave like a sum of
+documents, few enough for the block replay to cost little more than one replay."""
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """One category's documents dealt into blocks: each block's words and bytes."""
+
+    category: str
+    words: list[dict[bytes, int]]
+    bytes: np.ndarray
+    documents: int
+
+
+def _split_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines(keepends=True) if line]
+
+
+def count_blocks(
+    category: Category, pretok: Pretokenizer, *, max_bytes: int, unit: str, blocks: int = DEFAULT_BLOCKS
+) -> Blocks:
+    """Read ``category`` exactly as counting does (same budget) and count each block's words.
+
+    Documents are read whole and, with ``unit="line"``, cut into lines afterwards: the budget
+    falls on the same byte either way, so the blocks hold exactly the counted text.
+    """
+    docs = list(iter_documents(category, max_bytes=max_bytes, unit="document", stats=ReadStats()))
+    k = max(1, min(blocks, len(docs)))
+    groups: list[list[str]] = [[] for _ in range(k)]
+    for i, doc in enumerate(docs):
+        groups[i % k].extend(_split_lines(doc) if unit == "line" else [doc])
+    words = [count_documents(g, pretok) for g in groups]
+    sizes = np.array([sum(len(u.encode("utf-8")) for u in g) for g in groups], dtype=np.int64)
+    return Blocks(category.name, words, sizes, len(docs))
+
+
+@dataclass
+class BootstrapResult:
+    """Replicate proportions and the percentile intervals they give.
+
+    Attributes:
+        replicates: how many replicates were solved (B).
+        confidence: the interval's nominal coverage (e.g. 0.9).
+        seed: the seed of the draws.
+        blocks: blocks per category (the resampling units: groups of documents).
+        proportions: ``(B, n)`` replicate proportions in bytes, categories in order.
+        intervals: category -> ``(low, high)``.
+        statuses: each replicate's LP status.
+        seconds: wall time of the whole bootstrap.
+    """
+
+    replicates: int
+    confidence: float
+    seed: int
+    blocks: dict[str, int]
+    proportions: np.ndarray
+    intervals: dict[str, tuple[float, float]]
+    statuses: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``bootstrap`` object of the JSON result."""
+        return {
+            "replicates": self.replicates,
+            "confidence": self.confidence,
+            "unit": "document",
+            "seed": self.seed,
+            "blocks": self.blocks,
+            "optimal": sum(s == "optimal" for s in self.statuses),
+            "seconds": self.seconds,
+        }
+
+
+def percentile_intervals(
+    names: Sequence[str], samples: np.ndarray, confidence: float
+) -> dict[str, tuple[float, float]]:
+    """Per category, the central ``confidence`` percentile interval of the replicate values."""
+    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    return {
+        n: (float(np.percentile(samples[:, i], lo)), float(np.percentile(samples[:, i], hi)))
+        for i, n in enumerate(names)
+    }
+
+
+def bootstrap(
+    blocks: Sequence[Blocks],
+    table: TokenTable,
+    merges: int,
+    *,
+    start: int,
+    normalize: str,
+    replicates: int,
+    confidence: float,
+    seed: int,
+    solver: str = "auto",
+    time_limit: float | None = None,
+    progress: ProgressCallback = noop,
+) -> BootstrapResult:
+    """Solve ``replicates`` resampled LPs; return their proportions and percentile intervals."""
+    if replicates < 1:
+        raise UsageError(f"bootstrap needs at least 1 replicate, not {replicates}")
+    t0 = time.monotonic()
+    names = [b.category for b in blocks]
+    per_block: list[list[Trace]] = []
+    for i, b in enumerate(blocks):
+        progress(Progress("bootstrap", 0, replicates, "replicates", f"block traces of {b.category}"))
+        per_block.append(replay_blocks(b.words, table, merges))
+        del i
+    out = np.zeros((replicates, len(blocks)))
+    statuses: list[str] = []
+    codes = table.merge_codes
+    for r in range(replicates):
+        progress(Progress("bootstrap", r, replicates, "replicates"))
+        rng = np.random.default_rng([seed, r])
+        traces: list[Trace] = []
+        sizes = np.zeros(len(blocks))
+        for i, b in enumerate(blocks):
+            k = len(b.words)
+            weights = np.bincount(rng.integers(0, k, size=k), minlength=k)
+            traces.append(sum_traces(per_block[i], weights))
+            sizes[i] = float(weights @ b.bytes)
+        units = sizes
+        if normalize == "pairs":
+            units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
+        lp = MixtureLP(traces, units.tolist(), codes, start=start)
+        result, _ = solve(lp, solver=solver, time_limit=time_limit)
+        alpha = result.proportions
+        if normalize == "pairs":
+            alpha = alpha * sizes / units
+            alpha = alpha / alpha.sum()
+        out[r] = alpha
+        statuses.append(result.status)
+    progress(Progress("bootstrap", replicates, replicates, "replicates"))
+    return BootstrapResult(
+        replicates,
+        confidence,
+        seed,
+        {b.category: len(b.words) for b in blocks},
+        out,
+        percentile_intervals(names, out, confidence),
+        statuses,
+        time.monotonic() - t0,
+    )
