@@ -132,12 +132,24 @@ def test_a_folder_that_is_not_a_cache_is_refused_and_left_alone(foreign: Path) -
         assert snapshot(foreign) == before, f"{what} changed a folder that is not a cache"
 
 
-def test_cache_clear_on_a_foreign_folder_exits_6_and_deletes_nothing(foreign: Path) -> None:
+def test_commands_on_a_foreign_folder_exit_6_and_change_nothing(
+    foreign: Path, small_bpe_tokenizer_json: Path, tmp_path: Path
+) -> None:
+    samples = tmp_path / "samples"
+    for cat in ("a", "b"):
+        (samples / cat).mkdir(parents=True)
+        (samples / cat / "x.txt").write_text(f"some text of category {cat}\n" * 200)
     before = snapshot(foreign)
-    result = CliRunner().invoke(app, ["cache", "clear", "--cache-dir", str(foreign)])
-    assert result.exit_code == CACHE_EXIT, result.stderr
-    assert "not a mixinfer cache" in result.stderr and "Traceback" not in result.stderr
-    assert snapshot(foreign) == before
+    commands = [
+        ["cache", "clear"],
+        ["cache", "info"],
+        ["infer", str(small_bpe_tokenizer_json), "--samples", str(samples), "--merges", "20", "-q"],
+    ]
+    for command in commands:
+        result = CliRunner().invoke(app, [*command, "--cache-dir", str(foreign)])
+        assert result.exit_code == CACHE_EXIT, (command, result.stderr)
+        assert "not a mixinfer cache" in result.stderr and "Traceback" not in result.stderr
+        assert snapshot(foreign) == before, command
 
 
 def test_an_old_cache_without_a_marker_is_recognised_and_adopted(tmp_path: Path) -> None:
