@@ -31,9 +31,10 @@ from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
-from mixinfer.samples import Category, bundled_samples_dir, discover
+from mixinfer.samples import Category
 from mixinfer.solver import MixtureLP
 from mixinfer.solver import solve as solve_lp
+from mixinfer.sources import open_samples
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
 TRUTH_FILE = "truth.json"
@@ -176,9 +177,10 @@ def _show_merge(pair: tuple[bytes, bytes]) -> str:
 
 
 def samples(spec: SamplesSpec) -> tuple[str, list[Category]]:
-    """Stage 3: the categories of a samples source (default: the bundled samples)."""
-    where = Path(spec) if spec is not None else bundled_samples_dir()
-    return str(where), discover(where)
+    """Stage 3: the categories of a sample source (:func:`mixinfer.sources.open_samples`: a
+    directory today; default: the bundled samples), and the source as printable text."""
+    source = open_samples(spec)
+    return source.spec, source.categories()
 
 
 @dataclass
