@@ -56,7 +56,8 @@ FORMAT_VERSION = 1
 # Bump when the folder layout changes (file names, marker); a newer layout is refused, not guessed at.
 LAYOUT_VERSION = 1
 
-# Every kind of entry the cache holds: the only folders it creates, lists or clears.
+# Every kind of entry the cache holds: the only folders it creates, lists or clears. A new kind
+# must be added here (load and store refuse others, so a typo cannot scatter entries).
 KINDS = frozenset({"words", "trace", "solution", "bootstrap", "sim-tokenizer", "sim-counts"})
 # The kinds of the layout before the marker: what an unmarked old cache may hold (never extended).
 _LEGACY_KINDS = frozenset({"words", "trace", "solution", "sim-tokenizer", "sim-counts"})
