@@ -68,6 +68,12 @@ def test_no_spec_means_the_bundled_samples() -> None:
     assert {"en", "de", "fr", "ru", "code"} <= set(names)
 
 
+@pytest.mark.parametrize("spec", ["", "  "])
+def test_an_empty_spec_is_refused_not_read_as_the_current_directory(spec: str) -> None:
+    with pytest.raises(SamplesError, match="--samples is empty"):
+        open_samples(spec)
+
+
 def test_a_missing_directory_keeps_its_precise_message(tmp_path: Path) -> None:
     with pytest.raises(SamplesError, match="does not exist; check --samples"):
         open_samples(tmp_path / "nope").categories()

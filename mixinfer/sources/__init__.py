@@ -150,6 +150,9 @@ def open_samples(spec: str | os.PathLike[str] | None) -> SampleSource:
     text = os.fspath(spec)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
+    if not text.strip():
+        # An empty path would silently mean the current directory.
+        raise SamplesError("--samples is empty; pass a directory with one sub-directory of text per category")
     types = source_types()
     for source_type in types:
         if source_type.claims(text):
