@@ -141,11 +141,16 @@ def _unlink_quietly(path: Path) -> None:
 
 
 def _owner_note(path: Path) -> str:
-    """Who owns ``path`` when it is not us: the usual reason a shared cache cannot be written."""
+    """Who owns ``path`` (or its nearest existing parent) when it is not us: the usual reason a
+    shared cache cannot be written."""
     geteuid = getattr(os, "geteuid", None)
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
+    for candidate in (path, *path.parents):
+        try:
+            uid = os.stat(candidate).st_uid
+            break
+        except OSError:
+            continue
+    else:
         return ""
     if geteuid is None or uid == geteuid():
         return ""

@@ -540,6 +540,16 @@ def test_another_users_read_only_cache_is_a_cache_error_naming_the_owner(shared_
     assert "Permission denied" in message and "owned by" in message and "--no-cache" in message
 
 
+def test_a_cache_under_another_users_folder_is_a_cache_error_naming_the_owner(shared_root: Path) -> None:
+    def write() -> str:
+        Cache(shared_root / "new" / "cache").store("words", K[0], payload())
+        return "stored"
+
+    message = _as_nobody(write)
+    assert message.startswith("CacheError: cannot write to cache directory"), message
+    assert "owned by user 'root'" in message and not (shared_root / "new").exists()
+
+
 def test_clearing_another_users_cache_is_a_cache_error(shared_root: Path) -> None:
     filled(shared_root / "cache")
     for p in [shared_root / "cache", *(shared_root / "cache").rglob("*")]:
