@@ -143,6 +143,8 @@ def discover(samples_dir: str | os.PathLike[str]) -> list[Category]:
                 f"files, or remove the directory{problems}"
             )
         categories.append(category)
+    # By the printable name (the escaped form of a non-UTF-8 name may sort elsewhere than its raw form).
+    categories.sort(key=lambda c: c.name)
     return categories
 
 
