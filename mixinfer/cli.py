@@ -8,6 +8,7 @@ which validates them. Errors become exit codes in :data:`EXIT_CODES` and nowhere
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import sys
@@ -608,6 +609,51 @@ def plot_command(
     run_guarded(debug, run)
 
 
+def read_diagnostics(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, diagnostics)`` of a saved ``infer`` result, or of each tokenizer of an audit."""
+    from mixinfer.sources import open_regular_file
+
+    try:
+        with open_regular_file(path) as fh:
+            data = json.loads(fh.read(64 << 20).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise errors.UsageError(
+            f"{path}: cannot read a JSON result ({exc}); give a file written by "
+            "'mixinfer infer -o result.json' or 'mixinfer audit -o report.json'"
+        ) from exc
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(data, dict) and isinstance(data.get("diagnostics"), dict):
+        found.append((str(data.get("tokenizer", path)), data["diagnostics"]))
+    elif isinstance(data, dict) and isinstance(data.get("tokenizers"), list):
+        for entry in data["tokenizers"]:
+            result = entry.get("result") if isinstance(entry, dict) else None
+            if isinstance(result, dict) and isinstance(result.get("diagnostics"), dict):
+                found.append((str(entry.get("label")), result["diagnostics"]))
+    if not found:
+        raise errors.UsageError(
+            f"{path} holds no diagnostics; results written by this version of 'mixinfer infer -o "
+            "result.json' (or audit -o report.json) have them"
+        )
+    return found
+
+
+@app.command("explain")
+def explain_command(
+    result: Annotated[Path, typer.Argument(help="A JSON result of infer (or an audit's JSON report).")],
+    debug: DebugOpt = False,
+) -> None:
+    """Show why the samples do not fully explain a tokenizer: the diagnostics of a saved result."""
+
+    def run() -> None:
+        from mixinfer.tables import render_explanation
+
+        console = Console(highlight=False)
+        for label, diagnostics in read_diagnostics(result):
+            render_explanation(label, diagnostics, console)
+
+    run_guarded(debug, run)
+
+
 def _names(option: str, text: str | None) -> list[str]:
     names = [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
     if text is not None and not names:
@@ -652,6 +698,8 @@ def simulate_command(
     ] = None,
     solver: SolverOpt = "auto",
     time_limit: TimeLimitOpt = None,
+    bootstrap: BootstrapOpt = 0,
+    confidence: ConfidenceOpt = 0.9,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -685,6 +733,8 @@ def simulate_command(
             unit=unit,
             solver=solver,
             time_limit=time_limit,
+            bootstrap=bootstrap,
+            confidence=confidence,
         )
         target = check_output(output, folders=[samples])
         view = ProgressView(enabled=not quiet)

@@ -88,6 +88,7 @@ class InferenceResult:
     lp: LPDetails | None = field(default=None, repr=False, compare=False)
     intervals: dict[str, tuple[float, float]] | None = None
     bootstrap: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def categories(self) -> list[str]:
@@ -134,6 +135,7 @@ class InferenceResult:
             out["cleaning"] = self.cleaning
         if self.base is not None:
             out["base"] = self.base
+        out["diagnostics"] = self.diagnostics
         if self.intervals is not None:
             out["intervals"] = {c: list(self.intervals[c]) for c in self.categories}
             out["bootstrap"] = self.bootstrap

@@ -90,6 +90,8 @@ CSV_COLUMNS = (
     "mse",
     "log10_mse",
     "seconds",
+    "residual",
+    "intervals",
 )
 """Columns of :meth:`SimulationResult.to_csv`, one row per trial and method."""
 
@@ -117,6 +119,8 @@ class SimulationSettings:
         seed: seeds the category and weight draws (and the random baseline).
         unit: ``document`` or ``line``: training items, and how inference cuts the attack text.
         solver / time_limit: passed to :func:`mixinfer.infer` for the LP.
+        bootstrap / confidence: LP intervals from this many document-bootstrap replicates, and
+            their nominal coverage; the summary reports how often they cover the truth.
     """
 
     n: int
@@ -131,6 +135,8 @@ class SimulationSettings:
     unit: str = "document"
     solver: str = "auto"
     time_limit: float | None = None
+    bootstrap: int = 0
+    confidence: float = 0.9
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values that cannot be simulated."""
@@ -174,6 +180,10 @@ class SimulationSettings:
             raise UsageError(f"unknown --unit {self.unit!r}; use one of {', '.join(UNITS)}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise UsageError(f"--time-limit must be positive, not {self.time_limit}")
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            raise UsageError(f"--bootstrap must be 0 (none) or at least 2 replicates, not {self.bootstrap}")
+        if not 0 < self.confidence < 1:
+            raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.9), not {self.confidence}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dictionary."""
@@ -190,6 +200,8 @@ class SimulationSettings:
             "unit": self.unit,
             "solver": self.solver,
             "time_limit": self.time_limit,
+            "bootstrap": self.bootstrap,
+            "confidence": self.confidence,
             "split": SPLIT_RULE,
         }
 
@@ -208,6 +220,27 @@ class TrialRecord:
     estimate: dict[str, float] | None
     seconds: float
     note: str = ""
+    residual: float | None = None
+    intervals: dict[str, tuple[float, float]] | None = None
+
+    @property
+    def covered(self) -> list[bool]:
+        """Per category, whether its interval holds the truth (empty without intervals)."""
+        if self.intervals is None:
+            return []
+        return [
+            self.intervals[c][0] - 1e-12 <= self.truth[c] <= self.intervals[c][1] + 1e-12
+            for c in self.categories
+        ]
+
+    @property
+    def widths(self) -> list[float]:
+        """Per category, the width of its interval."""
+        return (
+            []
+            if self.intervals is None
+            else [self.intervals[c][1] - self.intervals[c][0] for c in self.categories]
+        )
 
     @property
     def mse(self) -> float:
@@ -237,6 +270,8 @@ class MethodSummary:
     best: float
     worst: float
     seconds: float
+    coverage: float | None = None
+    median_width: float | None = None
 
 
 @dataclass
@@ -279,6 +314,8 @@ class SimulationResult:
                 out.append(MethodSummary(method, 0, nan, nan, nan, nan, nan, secs))
                 continue
             std = float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
+            covered = [c for r in recs for c in r.covered]
+            widths = [w for r in recs for w in r.widths]
             out.append(
                 MethodSummary(
                     method,
@@ -289,6 +326,8 @@ class SimulationResult:
                     float(np.min(vals)),
                     float(np.max(vals)),
                     secs,
+                    float(np.mean(covered)) if covered else None,
+                    float(np.median(widths)) if widths else None,
                 )
             )
         return out
@@ -315,6 +354,8 @@ class SimulationResult:
                     repr(r.mse),
                     repr(r.log10_mse),
                     f"{r.seconds:.3f}",
+                    "" if r.residual is None else repr(r.residual),
+                    json.dumps(r.intervals, sort_keys=True) if r.intervals is not None else "",
                 ]
             )
         return buf.getvalue()
@@ -339,6 +380,8 @@ class SimulationResult:
                     "best_log10_mse": num(s.best),
                     "worst_log10_mse": num(s.worst),
                     "mean_seconds": num(s.seconds),
+                    "coverage": s.coverage,
+                    "median_interval_width": s.median_width,
                 }
                 for s in self.summary()
             ],
@@ -363,6 +406,10 @@ class SimulationResult:
                     "log10_mse": num(r.log10_mse),
                     "seconds": r.seconds,
                     "note": r.note,
+                    "residual": r.residual,
+                    "intervals": None
+                    if r.intervals is None
+                    else {c: list(v) for c, v in r.intervals.items()},
                 }
                 for r in self.records
             ],
@@ -680,6 +727,9 @@ class _Simulator:
             solver=self.s.solver,
             time_limit=self.s.time_limit,
             unit=self.s.unit,  # type: ignore[arg-type]  # validated by SimulationSettings
+            bootstrap=self.s.bootstrap,
+            confidence=self.s.confidence,
+            seed=self.s.seed,
         )
         timer = stages.Timer()
         tok = tokenizer_from_json(json.loads(tokenizer_json), source=f"simulated tokenizer (trial {trial})")
@@ -697,8 +747,14 @@ class _Simulator:
             timer.lap("replay")
             solution = stages.solve(traces, counted, prepared, options, runtime)
         timer.lap("solve")
+        boot = None
+        if options.bootstrap:
+            # The attack samples as categories: blocks are read exactly as attack_texts reads them.
+            pool = {c.name: c for c in discover(self.workdir / "pool")}
+            boot = stages.bootstrap([pool[c] for c in names], words, prepared, options, runtime)
+        timer.lap("bootstrap")
         known = stages.Truth(dict(truth), "given")
-        return stages.report(prepared, solution, options, known, timer.done())
+        return stages.report(prepared, solution, options, known, timer.done(), boot)
 
     def counts(self, tokenizer_json: str, tokenizer_key: str, name: str) -> tuple[np.ndarray, int, float]:
         """Token counts of a category's attack sample, encoded by the baselines' tokenizer.
@@ -835,6 +891,8 @@ def simulate(
                     dict(result.proportions),
                     secs,
                     note=str(result.solver.get("status", "")),
+                    residual=result.diagnostics.get("objective_per_merge"),
+                    intervals=result.intervals,
                 )
 
             if "tc" in s.methods or "tee" in s.methods:

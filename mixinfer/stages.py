@@ -25,6 +25,7 @@ from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks, pe
 from mixinfer.bootstrap import bootstrap as run_bootstrap
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
+from mixinfer.diagnostics import diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
@@ -32,7 +33,7 @@ from mixinfer.progress import Progress
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth
 from mixinfer.samples import Category
-from mixinfer.solver import MixtureLP
+from mixinfer.solver import LPDetails, MixtureLP
 from mixinfer.solver import solve as solve_lp
 from mixinfer.sources import open_samples
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
@@ -273,6 +274,8 @@ class Solution:
         solver: name, status, objective, rounds, constraints, variables (and more when solved).
         samples: per category, what was read (bytes, documents, distinct words).
         notes / warnings: for the report (warnings include those met reading the samples).
+        diagnostics: what the samples leave unexplained (:func:`mixinfer.diagnostics.diagnose`).
+        details: the final LP's slacks, rows and duals (``None`` when loaded from the cache).
     """
 
     proportions: dict[str, float]
@@ -280,6 +283,8 @@ class Solution:
     samples: dict[str, CategoryStats] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    details: LPDetails | None = None
 
 
 _SOLVER_ORDER = ("name", "status", "objective", "rounds", "constraints", "variables", "pairs")
@@ -316,7 +321,8 @@ def lookup(
         info.update({k: v for k, v in stored.items() if k not in info})
         stats = {n: CategoryStats(*(int(x) for x in meta["samples"][n])) for n in names}
         proportions = dict(zip(names, arrays["alpha"].tolist(), strict=True))
-        return Solution(proportions, info, stats, list(meta["notes"]), list(meta["sample_warnings"]))
+        notes, warnings = list(meta["notes"]), list(meta["sample_warnings"])
+        return Solution(proportions, info, stats, notes, warnings, dict(meta["diagnostics"]))
     except (KeyError, TypeError, ValueError):
         return None  # an entry of another layout: solve again (and overwrite it)
 
@@ -345,7 +351,8 @@ def solve(
     units = sample_bytes
     if options.normalize == "pairs":
         units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
-    codes = TokenTable.build(prepared.tok).merge_codes
+    table = TokenTable.build(prepared.tok)
+    codes = table.merge_codes
     lp = MixtureLP(list(traces), units.tolist(), codes, start=prepared.start_merge, names=names)
     # No floor here: a limit already spent building the LP stops the solver before its first
     # round (the starting point is returned, marked time_limit), so small limits are honoured.
@@ -376,13 +383,16 @@ def solve(
         "normalize": options.normalize,
         "solver_seconds": result.seconds,
     }
-    solution = Solution(dict(zip(names, alpha.tolist(), strict=True)), info, stats, list(notes), warnings)
+    diagnostics = diagnose(lp, result, names, table)
+    proportions = dict(zip(names, alpha.tolist(), strict=True))
+    solution = Solution(proportions, info, stats, list(notes), warnings, diagnostics, result.details)
     if result.status == "optimal":
         meta = {
             "solver": info,
             "notes": notes,
             "samples": {n: [s.bytes, s.documents, s.words] for n, s in stats.items()},
-            "sample_warnings": sample_warnings,
+            "sample_warnings": warnings,
+            "diagnostics": diagnostics,
         }
         runtime.cache.store(
             "solution", _solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta
@@ -495,7 +505,7 @@ def report(
 ) -> InferenceResult:
     """Stage 7: the typed result (with intervals when the bootstrap ran)."""
     tok = prepared.tok
-    warnings = list(solution.warnings)
+    warnings = list(solution.warnings) + list(solution.diagnostics.get("warnings", []))
     warnings += list(getattr(prepared.cleaning, "warnings", []))
     warnings += list(known.warnings)
     return InferenceResult(
@@ -520,6 +530,8 @@ def report(
         truth_source=known.source,
         cleaning=prepared.cleaning.to_dict(),
         base=prepared.base,
+        lp=solution.details,
+        diagnostics=solution.diagnostics,
         intervals=None if boot is None else boot.intervals,
         bootstrap=None if boot is None else boot.to_dict(),
     )

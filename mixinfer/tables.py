@@ -5,13 +5,14 @@ Only the CLI calls these; they write to the console they are given.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mixinfer.cleaning import CleaningReport
+from mixinfer.diagnostics import summary_lines
 from mixinfer.report import InferenceResult
 
 if TYPE_CHECKING:
@@ -70,6 +71,14 @@ def render_table(result: InferenceResult, console: Console, *, warnings: bool = 
         )
     if result.truth is not None:
         lines.append(f"log10 MSE against the truth ({result.truth_source}): {result.log10_mse:.2f}")
+    if result.diagnostics:
+        d = result.diagnostics
+        lines.append(
+            f"unexplained by the samples: {d['objective_per_merge']:.3g} counts per million per merge "
+            f"(merges {100 * d['share']['merges']:.0f}%, pairs {100 * d['share']['pairs']:.0f}% of it); "
+            f"top items (mixinfer explain on the JSON lists more):"
+        )
+        lines += ["  " + line for line in summary_lines(d, limit=2)]
     if warnings:
         lines += [f"warning: {w}" for w in result.warnings]
     console.print(table)
@@ -145,9 +154,12 @@ def render_simulation_table(result: SimulationResult, console: Console) -> None:
     table.add_column("best", justify="right")
     table.add_column("worst", justify="right")
     table.add_column("s/trial", justify="right")
+    if s.bootstrap:
+        table.add_column(f"{100 * s.confidence:.0f}% coverage", justify="right")
+        table.add_column("median width", justify="right")
     labels = {"lp": "LP (ours)", "tee": "TEE", "tc": "TC", "random": "random"}
     for m in result.summary():
-        table.add_row(
+        row = [
             labels.get(m.method, m.method),
             str(m.trials),
             _fmt_log(m.mean),
@@ -156,7 +168,13 @@ def render_simulation_table(result: SimulationResult, console: Console) -> None:
             _fmt_log(m.best),
             _fmt_log(m.worst),
             f"{m.seconds:.1f}",
-        )
+        ]
+        if s.bootstrap:
+            row += [
+                "-" if m.coverage is None else f"{100 * m.coverage:.0f}%",
+                "-" if m.median_width is None else f"{100 * m.median_width:.2f} pts",
+            ]
+        table.add_row(*row)
     console.print(table)
     pool = ", ".join(result.pool)
     lines = [
@@ -171,3 +189,45 @@ def render_simulation_table(result: SimulationResult, console: Console) -> None:
     ]
     for line in lines:
         console.print(escape(line), soft_wrap=True)
+
+
+def render_explanation(label: str, diagnostics: dict[str, Any], console: Console) -> None:
+    """The diagnostics of one saved result, as two tables and its warnings."""
+    d = diagnostics
+    console.print(
+        f"[bold]{escape(label)}[/bold]: objective {d['objective']:.4g} "
+        f"({d['objective_per_merge']:.3g} counts per million per merge); step slacks carry "
+        f"{100 * d['share']['merges']:.1f}% of it, pair slacks {100 * d['share']['pairs']:.1f}%",
+        soft_wrap=True,
+    )
+    merges = Table(title="Unexplained merges (largest step slack first)", title_justify="left")
+    for col in ("step", "merge", "beaten by", "slack", "share", "would need more"):
+        merges.add_column(col, justify="right" if col in ("step", "slack", "share") else "left")
+    for e in d.get("unexplained_merges", []):
+        merges.add_row(
+            str(e["step"]),
+            escape(_pair(e["merge"])),
+            escape(_pair(e["competitor"])),
+            f"{e['slack']:.3g}",
+            f"{100 * e['share']:.1f}%",
+            escape(", ".join(e["would_grow"]) or "-"),
+        )
+    pairs = Table(title="Over-represented sample pairs (largest pair slack first)", title_justify="left")
+    for col in ("pair", "from step", "slack", "share", "mostly from"):
+        pairs.add_column(col, justify="right" if col in ("from step", "slack", "share") else "left")
+    for e in d.get("overrepresented_pairs", []):
+        pairs.add_row(
+            escape(_pair(e["pair"])),
+            str(e["step"]),
+            f"{e['slack']:.3g}",
+            f"{100 * e['share']:.1f}%",
+            escape(str(e["category"] or "-")),
+        )
+    console.print(merges)
+    console.print(pairs)
+    for w in d.get("warnings", []):
+        console.print(f"warning: {escape(w)}", soft_wrap=True)
+
+
+def _pair(pair: list[str]) -> str:
+    return f"{pair[0]!r} + {pair[1]!r}"
