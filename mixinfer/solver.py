@@ -75,7 +75,7 @@ PRUNE_MIN = 10_000
 # warning. Measured with the demo tokenizer (known mixture of 5 languages) against the 23 bundled
 # categories, T=3000, the same budget for every category (log10 MSE; a uniform guess scores -2.0):
 #   ~80 pairs: -1.3 (all weight on one category), 240: -2.2, 2,400: -2.3, 8,000: -2.5,
-#   24,000: -3.0, 80,000: -3.2, 240,000: -3.3.
+#   24,000: -3.0, 80,000: -3.2, 240,000: -3.3 (T=1000: -1.3, -2.1, -2.4, -2.5, -3.0, -3.2, -3.3).
 # Below 10,000 pairs the estimate is within about half an order of magnitude of guessing.
 MIN_SAMPLE_PAIRS = 10_000
 
