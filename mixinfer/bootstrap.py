@@ -43,7 +43,12 @@ class Blocks:
 
 
 def _split_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines(keepends=True) if line]
+    # As reading with unit="line" does: only "\n" ends a line (str.splitlines also cuts at \f, \v...).
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return [line for line in out if line]
 
 
 def count_blocks(

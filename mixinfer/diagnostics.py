@@ -5,7 +5,9 @@ units of each category's sample):
 
 * a **step slack** ``v_t`` is how far merge ``t``'s pair falls short, in the inferred mixture, of
   the most frequent competing pair: an *unexplained merge*. Growing the categories in whose
-  samples the merge beats that competitor would explain it (``would_grow``);
+  samples the merge beats that competitor would explain it (``would_grow``); ``blocked_by`` names,
+  for such a category, the pair its own sample holds more often than the merge at that step (what
+  keeps its weight down: often a pair peculiar to that sample, e.g. a formatting artefact);
 * a **pair slack** ``v_p`` is how much a pair is *over-represented* in the samples compared with
   the merges the tokenizer made: the pair should have been merged earlier if the samples were the
   training text. ``category`` names the category contributing most of its count.
@@ -95,7 +97,16 @@ def diagnose(
         rival_score[merge] = -np.inf
         rival = int(np.argmax(rival_score))
         margin = counts[merge] - counts[rival]
-        grow = [names[i] for i in np.argsort(-margin, kind="stable") if margin[i] > 0][:3]
+        grow_idx = [int(i) for i in np.argsort(-margin, kind="stable") if margin[i] > 0][:3]
+        # Why a category that would explain the merge is not grown: in its own sample, some
+        # other pair is more frequent than the merge at this step (a pair peculiar to that sample).
+        blocked: dict[str, list[str]] = {}
+        for i in grow_idx:
+            own = counts[:, i].copy()
+            own[merge] = -np.inf
+            blocker = int(np.argmax(own))
+            if own[blocker] > counts[merge, i]:
+                blocked[names[i]] = decode.pair(lp.codes[blocker])
         out["unexplained_merges"].append(
             {
                 "step": t,
@@ -103,7 +114,8 @@ def diagnose(
                 "competitor": decode.pair(lp.codes[rival]),
                 "slack": float(v_step[k]),
                 "share": float(v_step[k] / total),
-                "would_grow": grow,
+                "would_grow": [names[i] for i in grow_idx],
+                "blocked_by": blocked,
             }
         )
 
@@ -146,9 +158,11 @@ def summary_lines(diagnostics: dict[str, Any], limit: int = 3) -> list[str]:
     lines = []
     for e in diagnostics.get("unexplained_merges", [])[:limit]:
         grow = ", ".join(e["would_grow"]) or "no category"
+        blocked = "; ".join(f"{c} held down by {_show(p)}" for c, p in e.get("blocked_by", {}).items())
         lines.append(
             f"unexplained merge #{e['step']} {_show(e['merge'])} (beaten by {_show(e['competitor'])}): "
             f"slack {e['slack']:.3g}, {100 * e['share']:.1f}% of the objective; would need more {grow}"
+            + (f" ({blocked})" if blocked else "")
         )
     for e in diagnostics.get("overrepresented_pairs", [])[:limit]:
         lines.append(

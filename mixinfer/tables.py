@@ -201,7 +201,7 @@ def render_explanation(label: str, diagnostics: dict[str, Any], console: Console
         soft_wrap=True,
     )
     merges = Table(title="Unexplained merges (largest step slack first)", title_justify="left")
-    for col in ("step", "merge", "beaten by", "slack", "share", "would need more"):
+    for col in ("step", "merge", "beaten by", "slack", "share", "would need more", "held down by"):
         merges.add_column(col, justify="right" if col in ("step", "slack", "share") else "left")
     for e in d.get("unexplained_merges", []):
         merges.add_row(
@@ -211,6 +211,7 @@ def render_explanation(label: str, diagnostics: dict[str, Any], console: Console
             f"{e['slack']:.3g}",
             f"{100 * e['share']:.1f}%",
             escape(", ".join(e["would_grow"]) or "-"),
+            escape("; ".join(f"{c}: {_pair(p)}" for c, p in e.get("blocked_by", {}).items()) or "-"),
         )
     pairs = Table(title="Over-represented sample pairs (largest pair slack first)", title_justify="left")
     for col in ("pair", "from step", "slack", "share", "mostly from"):

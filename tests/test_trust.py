@@ -1,0 +1,189 @@
+"""How sure is the answer: bootstrap intervals, diagnostics, `explain` and simulated coverage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mixinfer
+from mixinfer.bootstrap import count_blocks
+from mixinfer.cli import EXIT_CODES, app
+from mixinfer.counting import count_words
+from mixinfer.errors import UsageError
+from mixinfer.options import OptionError, Options
+from mixinfer.samples import discover
+from mixinfer.simulate import train_bpe
+from mixinfer.tokenizer import load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = sorted((ROOT / "mixinfer").glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, license_text: str) -> dict[str, Path]:
+    """Three categories (English licences, Python source, licences upper-cased), many documents
+    each; a tokenizer trained on a known mixture of their first halves; samples from the rest."""
+    root = tmp_path_factory.mktemp("trust")
+    paras = [p for p in license_text.split("\n\n") if len(p) > 200]
+    code = [p.read_text(encoding="utf-8") for p in CODE]
+    code_docs = [d[i : i + 1500] for d in code for i in range(0, len(d), 1500)]
+    upper = [p.upper() for p in paras[1::2]]
+    cats = {"en": paras[0::2], "code": code_docs, "caps": upper}
+    train: list[str] = []
+    weights = {"en": 3, "code": 2, "caps": 1}
+    for name, docs in cats.items():
+        half = docs[: len(docs) // 2]
+        train += half * weights[name]
+        folder = root / "samples" / name
+        folder.mkdir(parents=True)
+        for i, doc in enumerate(docs[len(docs) // 2 :][:120]):
+            (folder / f"{i:04d}.txt").write_text(doc, encoding="utf-8")
+    tok = root / "tok" / "tokenizer.json"
+    tok.parent.mkdir()
+    tok.write_text(train_bpe(train, 256 + 700), encoding="utf-8")
+    return {"root": root, "samples": root / "samples", "tok": tok}
+
+
+def run(world: dict[str, Path], **kw: object) -> mixinfer.InferenceResult:
+    return mixinfer.infer(world["tok"], world["samples"], merges=600, use_cache=False, **kw)  # type: ignore[arg-type]
+
+
+def test_bootstrap_options_are_validated() -> None:
+    for bad in ({"bootstrap": -1}, {"bootstrap": 1}, {"confidence": 1.0}, {"confidence": 0}, {"seed": -2}):
+        with pytest.raises(OptionError):
+            Options(**bad)  # type: ignore[arg-type]
+    result = CliRunner().invoke(app, ["infer", "x.json", "--bootstrap", "1"])
+    assert result.exit_code == EXIT_CODES[UsageError]
+    assert "--bootstrap 1 gives no interval" in result.stderr
+
+
+def test_blocks_hold_exactly_the_counted_text(world: dict[str, Path]) -> None:
+    tok = load_tokenizer(world["tok"])
+    for unit in ("document", "line"):
+        for cat in discover(world["samples"]):
+            blocks = count_blocks(cat, tok.pretokenizer, max_bytes=100_000, unit=unit, blocks=7)
+            whole = count_words([cat], tok.pretokenizer, max_bytes=100_000, unit=unit, workers=1)[0]
+            summed: dict[bytes, int] = {}
+            for b in blocks.words:
+                for w, c in b.items():
+                    summed[w] = summed.get(w, 0) + c
+            assert summed == whole.words
+            assert int(blocks.bytes.sum()) == whole.bytes
+            assert len(blocks.words) == 7
+
+
+def test_intervals_are_deterministic_and_hold_the_estimate(world: dict[str, Path]) -> None:
+    a = run(world, bootstrap=6, seed=3)
+    b = run(world, bootstrap=6, seed=3)
+    c = run(world, bootstrap=6, seed=4)
+    assert a.intervals is not None and a.intervals == b.intervals
+    assert a.intervals != c.intervals
+    assert a.bootstrap is not None
+    assert {k: a.bootstrap[k] for k in ("replicates", "confidence", "unit", "seed")} == {
+        "replicates": 6, "confidence": 0.9, "unit": "document", "seed": 3,
+    }  # fmt: skip
+    for cat, (low, high) in a.intervals.items():
+        assert 0.0 <= low <= a.proportions[cat] <= high <= 1.0
+    # A wider confidence never gives narrower intervals (same replicates).
+    wide = run(world, bootstrap=6, seed=3, confidence=0.99)
+    assert wide.intervals is not None
+    for cat in a.intervals:
+        assert wide.intervals[cat][0] <= a.intervals[cat][0] and wide.intervals[cat][1] >= a.intervals[cat][1]
+
+
+def test_bootstrap_output_in_json_csv_and_table(world: dict[str, Path], tmp_path: Path) -> None:
+    args = ["infer", str(world["tok"]), "--samples", str(world["samples"]), "--merges", "600",
+            "--bootstrap", "4", "--cache-dir", str(tmp_path / "c"), "-q"]  # fmt: skip
+    out = tmp_path / "r.json"
+    assert CliRunner().invoke(app, [*args, "-o", str(out)]).exit_code == 0
+    data = json.loads(out.read_text())
+    assert set(data["intervals"]) == set(data["proportions"])
+    assert data["bootstrap"]["replicates"] == 4 and "diagnostics" in data
+    csv_out = tmp_path / "r.csv"
+    assert CliRunner().invoke(app, [*args, "-o", str(csv_out)]).exit_code == 0
+    assert csv_out.read_text().splitlines()[0] == "category,proportion,low,high"
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0 and "90% interval" in table.stdout
+
+
+def test_diagnostics_name_a_pair_planted_in_one_sample(world: dict[str, Path], tmp_path: Path) -> None:
+    """A sample doctored with a pair the tokenizer never merges: that pair, from that category."""
+    samples = tmp_path / "samples"
+    for cat in ("en", "code", "caps"):
+        (samples / cat).mkdir(parents=True)
+        for f in sorted((world["samples"] / cat).iterdir()):
+            text = f.read_text(encoding="utf-8")
+            if cat == "caps":
+                text += " qzqzqzqzqzqzqzqz" * 40
+            (samples / cat / f.name).write_text(text, encoding="utf-8")
+    clean = run(world)
+    result = mixinfer.infer(world["tok"], samples, merges=600, use_cache=False)
+    # The LP answers a doctored sample by dropping its category; the diagnostics say which
+    # category the unexplained merges need, and which of its pairs holds it down.
+    assert result.proportions["caps"] < clean.proportions["caps"] / 3
+    needing_caps = [e for e in result.diagnostics["unexplained_merges"] if "caps" in e["would_grow"]]
+    assert len(needing_caps) >= 3
+    blockers = [e["blocked_by"].get("caps") for e in needing_caps]
+    assert all(b is not None and set("".join(b)) <= set("qz") for b in blockers), blockers
+
+
+def test_diagnostics_flag_a_missing_category(world: dict[str, Path], tmp_path: Path) -> None:
+    """Leave code out: the residual jumps, and the unexplained merges are code's."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for cat in ("en", "caps"):
+        (samples / cat).symlink_to(world["samples"] / cat, target_is_directory=True)
+    full = run(world)
+    missing = mixinfer.infer(world["tok"], samples, merges=600, use_cache=False)
+    assert missing.diagnostics["objective_per_merge"] > 2 * full.diagnostics["objective_per_merge"]
+    code_text = "".join(p.read_text(encoding="utf-8") for p in (world["samples"] / "code").iterdir())
+    prose = "".join(
+        p.read_text(encoding="utf-8") for c in ("en", "caps") for p in (world["samples"] / c).iterdir()
+    )
+    top = missing.diagnostics["unexplained_merges"][:5]
+    assert top
+    in_code = [e for e in top if code_text.count("".join(e["merge"])) > 3 * prose.count("".join(e["merge"]))]
+    assert len(in_code) >= 2, top
+
+
+def test_explain_shows_a_saved_result(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    args = [
+        "infer",
+        str(world["tok"]),
+        "--samples",
+        str(world["samples"]),
+        "--merges",
+        "600",
+        "--no-cache",
+        "-q",
+    ]
+    assert CliRunner().invoke(app, [*args, "-o", str(out)]).exit_code == 0
+    shown = CliRunner().invoke(app, ["explain", str(out)])
+    assert shown.exit_code == 0, shown.stderr
+    assert "Unexplained merges" in shown.stdout and "Over-represented sample pairs" in shown.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    res = CliRunner().invoke(app, ["explain", str(bad)])
+    assert res.exit_code == EXIT_CODES[UsageError] and "holds no diagnostics" in res.stderr
+
+
+def test_simulated_coverage_is_reported(tmp_path: Path, world: dict[str, Path]) -> None:
+    from mixinfer.simulate import SimulationSettings, simulate
+
+    settings = SimulationSettings(
+        n=2, trials=2, train_bytes=300_000, attack_bytes=60_000, vocab=256 + 400, merges=300,
+        methods=("lp",), bootstrap=4,
+    )  # fmt: skip
+    result = simulate(world["samples"], settings, cache_dir=tmp_path / "c")
+    lp = result.summary()[0]
+    assert lp.coverage is not None and 0.0 <= lp.coverage <= 1.0
+    assert lp.median_width is not None and lp.median_width >= 0
+    rec = result.records[0]
+    assert rec.intervals is not None and rec.residual is not None
+    assert len(rec.covered) == 2
+    assert np.isfinite(rec.residual)
