@@ -22,9 +22,8 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,7 @@ import numpy as np
 from mixinfer import keys, pretokenizers
 from mixinfer.cache import Cache
 from mixinfer.errors import SamplesError
+from mixinfer.executors import Executor, ProcessExecutor, SerialExecutor, get_executor
 from mixinfer.fastsplit import fast_split
 from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
@@ -288,12 +288,16 @@ def count_words(
     unit: str = "document",
     cache: Cache | None = None,
     workers: int | None = None,
+    executor: Executor | str | None = None,
     progress: ProgressCallback = noop,
 ) -> list[WordCounts]:
     """Count the words of every category, reading each within ``max_bytes``.
 
-    Categories found in the cache are loaded; the rest are counted, in ``workers`` processes
-    (default: all cores) when there is enough text to pay for them.
+    Categories found in the cache are loaded; the rest are counted one job per category on
+    ``executor`` (an :class:`~mixinfer.executors.Executor`, or a registry name for
+    :func:`~mixinfer.executors.get_executor`; the caller closes an executor it passes). By default
+    (``None`` or ``"auto"``) they are counted in ``workers`` processes (default: all cores) when
+    there is enough text to pay for starting them, else in this process.
     """
     cache = cache or Cache(None)
     results: dict[int, WordCounts] = {}
@@ -307,40 +311,48 @@ def count_words(
     total = estimate_bytes([categories[i] for i in todo], max_bytes)
     done = 0
     progress(Progress("count", 0, total, "bytes"))
-    if workers is None:
-        workers = os.cpu_count() or 1
-    workers = max(1, min(workers, len(todo)))
-    parallel = workers > 1 and total >= _PARALLEL_MIN_BYTES
 
+    owned: Executor | None = None
+    if executor is None or executor == "auto":
+        n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        if n > 1 and total >= _PARALLEL_MIN_BYTES:
+            executor = owned = ProcessExecutor(n)
+        else:
+            executor = None
+    elif isinstance(executor, str):
+        executor = owned = get_executor(executor, workers)
     partial: dict[int, dict[bytes, int]] = {}
     stats: dict[int, ReadStats] = {}
-    if not parallel:
-        counter = _Counter(pretok)
-        for i in todo:
-            stats[i] = ReadStats()
-            partial[i] = {}
-            texts = iter_documents(categories[i], max_bytes=max_bytes, unit=unit, stats=stats[i])
-            for batch in _batches(texts):
-                _merge(partial[i], counter.count(batch))
-                done += sum(len(t) for t in batch)
-                progress(Progress("count", done, total, "bytes", categories[i].name))
-    else:
-        # One task per category: workers read and count a whole category each, so the parent
-        # neither reads text nor merges partial counts and both cores stay busy.
-        # fork needs no importable __main__ (scripts without a main guard work) and starts fast;
-        # workers only read and pretokenize, so inheriting the parent's state is harmless.
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(pretok,)
-        ) as pool:
-            # Largest categories first, so the last task to finish is a short one.
+    try:
+        if executor is None or isinstance(executor, SerialExecutor):
+            # In this process, with progress per batch rather than per category.
+            counter = _Counter(pretok)
+            for i in todo:
+                stats[i] = ReadStats()
+                partial[i] = {}
+                texts = iter_documents(categories[i], max_bytes=max_bytes, unit=unit, stats=stats[i])
+                for batch in _batches(texts):
+                    _merge(partial[i], counter.count(batch))
+                    done += sum(len(t) for t in batch)
+                    progress(Progress("count", done, total, "bytes", categories[i].name))
+        elif todo:
+            # One job per category: workers read and count a whole category each, so the parent
+            # neither reads text nor merges partial counts and every worker stays busy. Largest
+            # categories first, so the last job to finish is a short one.
             order = sorted(todo, key=lambda i: -estimate_bytes([categories[i]], max_bytes))
-            futures = {pool.submit(_work_category, categories[i], max_bytes, unit): i for i in order}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                partial[i], stats[i] = fut.result()
-                done += stats[i].bytes
-                progress(Progress("count", done, total, "bytes", categories[i].name))
+            jobs = [(categories[i], max_bytes, unit) for i in order]
+            results_iter = executor.map_unordered(
+                _work_category, jobs, initializer=_init_worker, initargs=(pretok,)
+            )
+            with closing(results_iter):
+                for k, (words, st) in results_iter:
+                    i = order[k]
+                    partial[i], stats[i] = words, st
+                    done += st.bytes
+                    progress(Progress("count", done, total, "bytes", categories[i].name))
+    finally:
+        if owned is not None:
+            owned.close()
 
     for i in todo:
         cat = categories[i]
