@@ -174,3 +174,35 @@ def summary_lines(diagnostics: dict[str, Any], limit: int = 3) -> list[str]:
 
 def _show(pair: Sequence[str]) -> str:
     return repr(pair[0]) + "+" + repr(pair[1])
+
+
+_ORDER = {
+    "top": (
+        "objective",
+        "objective_per_merge",
+        "unexplained_merges",
+        "overrepresented_pairs",
+        "share",
+        "warnings",
+    ),
+    "unexplained_merges": ("step", "merge", "competitor", "slack", "share", "would_grow", "blocked_by"),
+    "overrepresented_pairs": ("pair", "step", "slack", "share", "category"),
+    "share": ("merges", "pairs", "top_merges", "top_pairs"),
+}
+
+
+def _ordered(d: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    out = {k: d[k] for k in keys if k in d}
+    out.update({k: v for k, v in d.items() if k not in out})
+    return out
+
+
+def canonical(diagnostics: dict[str, Any]) -> dict[str, Any]:
+    """The diagnostics with keys in their documented order (the cache stores them sorted)."""
+    d = _ordered(diagnostics, _ORDER["top"])
+    for kind in ("unexplained_merges", "overrepresented_pairs"):
+        if kind in d:
+            d[kind] = [_ordered(e, _ORDER[kind]) for e in d[kind]]
+    if isinstance(d.get("share"), dict):
+        d["share"] = _ordered(d["share"], _ORDER["share"])
+    return d

@@ -25,13 +25,13 @@ from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks, pe
 from mixinfer.bootstrap import bootstrap as run_bootstrap
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
-from mixinfer.diagnostics import diagnose
+from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
 from mixinfer.replay import TokenTable, Trace, build_traces
-from mixinfer.report import CategoryStats, InferenceResult, read_truth
+from mixinfer.report import CategoryStats, InferenceResult, read_truth, validate_truth
 from mixinfer.samples import Category
 from mixinfer.solver import LPDetails, MixtureLP
 from mixinfer.solver import solve as solve_lp
@@ -322,7 +322,7 @@ def lookup(
         stats = {n: CategoryStats(*(int(x) for x in meta["samples"][n])) for n in names}
         proportions = dict(zip(names, arrays["alpha"].tolist(), strict=True))
         notes, warnings = list(meta["notes"]), list(meta["sample_warnings"])
-        return Solution(proportions, info, stats, notes, warnings, dict(meta["diagnostics"]))
+        return Solution(proportions, info, stats, notes, warnings, canonical(meta["diagnostics"]))
     except (KeyError, TypeError, ValueError):
         return None  # an entry of another layout: solve again (and overwrite it)
 
@@ -481,7 +481,7 @@ def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: To
     """The true mixture: ``given`` (a mapping or a JSON file), else a ``truth.json`` beside the
     tokenizer. A malformed ``given`` is an error; a malformed implicit file is only a warning."""
     if isinstance(given, dict):
-        return Truth(dict(given), "given")
+        return Truth(validate_truth(given, label="the truth mapping"), "given")
     if given is not None:
         return Truth(read_truth(given), str(given))
     if isinstance(tokenizer, BPETokenizer):
@@ -492,7 +492,7 @@ def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: To
     try:
         return Truth(read_truth(found, implicit=True), str(found))
     except MixinferError as exc:
-        return Truth(warnings=(f"ignored {found} beside the tokenizer: {exc}",))
+        return Truth(warnings=(f"{exc}; it was ignored",))
 
 
 def report(
