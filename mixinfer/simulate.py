@@ -62,7 +62,6 @@ from mixinfer.samples import (
     UNITS,
     Category,
     ReadStats,
-    bundled_samples_dir,
     discover,
     iter_documents,
 )
@@ -820,14 +819,14 @@ def simulate(
     """
     settings.validate()
     t0 = time.monotonic()
-    samples_dir = Path(samples) if samples is not None else bundled_samples_dir()
-    found = {c.name: c for c in discover(samples_dir)}
+    where, source_categories = stages.samples(samples)
+    found = {c.name: c for c in source_categories}
     wanted = list(categories) if categories else sorted(found)
     unknown = [c for c in [*wanted, *exclude] if c not in found]
     if unknown:
         raise UsageError(
             f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} in "
-            f"--categories/--exclude; {samples_dir} has: {', '.join(sorted(found))}"
+            f"--categories/--exclude; {where} has: {', '.join(sorted(found))}"
         )
     pool = sorted(c for c in dict.fromkeys(wanted) if c not in set(exclude))
     if len(pool) < settings.n:
@@ -980,4 +979,4 @@ def simulate(
             f"--train-bytes {s.train_bytes:,}"
         )
     timing["total"] = time.monotonic() - t0
-    return SimulationResult(s, str(samples_dir), pool, records, infos, notes, warnings, timing)
+    return SimulationResult(s, where, pool, records, infos, notes, warnings, timing)
