@@ -6,8 +6,10 @@ renders them as rich bars on stderr. Only the CLI imports it.
 
 from __future__ import annotations
 
+import atexit
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,13 +32,25 @@ from mixinfer.progress import Progress as ProgressEvent
 stderr = Console(stderr=True, highlight=False)
 
 # Set by the SIGINT handler of `main`. A KeyboardInterrupt raised where Python ignores exceptions
-# (an at-fork hook while a process pool starts, a __del__) is lost; this flag still stops the run.
+# (a __del__, a callback called from C) is lost; this flag still stops the run at the next progress
+# event. (Process pools hold Ctrl-C back while they fork, see mixinfer.executors, so none is lost
+# there any more.)
 _interrupted = False
+# When the last Ctrl-C was raised as KeyboardInterrupt (time.monotonic()).
+_raised_at = 0.0
+# Another Ctrl-C this soon after one was raised is not raised again: the run is already unwinding
+# (killing workers, removing temporary files), and a KeyboardInterrupt in the middle of that cleanup
+# would skip the rest of it or escape as a traceback. Later ones are raised, in case one was lost.
+_REPEAT_GRACE_SECONDS = 5.0
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    global _interrupted
+    global _interrupted, _raised_at
+    now = time.monotonic()
+    if _interrupted and now - _raised_at < _REPEAT_GRACE_SECONDS:
+        return
     _interrupted = True
+    _raised_at = now
     raise KeyboardInterrupt
 
 
@@ -47,6 +61,13 @@ def _quiet_lost_interrupt(info: Any) -> None:
         sys.__unraisablehook__(info)
 
 
+def _ignore_interrupts_at_exit() -> None:
+    # While the interpreter shuts down it puts SIGINT's default action back: after an interrupt,
+    # a second Ctrl-C there would kill the process by signal (status -2, not the 130 just chosen).
+    if _interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def check_interrupted() -> None:
     """Raise KeyboardInterrupt if Ctrl-C was pressed, even when its first exception was lost."""
     if _interrupted:
@@ -54,9 +75,18 @@ def check_interrupted() -> None:
 
 
 def install_interrupt_handlers() -> None:
-    """Make Ctrl-C raise KeyboardInterrupt in the main process even if a library reset it."""
+    """Make Ctrl-C raise KeyboardInterrupt in the main process even if a library reset it.
+
+    Call once per run (``cli.main``): it also forgets an interrupt of an earlier run in the same
+    process.
+    """
+    global _interrupted, _raised_at
+    _interrupted = False
+    _raised_at = 0.0
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = _quiet_lost_interrupt
+    atexit.unregister(_ignore_interrupts_at_exit)
+    atexit.register(_ignore_interrupts_at_exit)
 
 
 # -- progress bars ---------------------------------------------------------------------------------
