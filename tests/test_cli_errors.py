@@ -55,12 +55,19 @@ def samples(tmp_path_factory: pytest.TempPathFactory, license_text: str) -> Path
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a socket fails the test loudly."""
+    """Any attempt to open a network socket fails the test loudly (local AF_UNIX sockets, which
+    process pools use to talk to their workers, are not network access)."""
+    real_socket = socket.socket
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"network access attempted: socket{args}")
+        raise AssertionError(f"network access attempted: {args}")
 
-    monkeypatch.setattr(socket, "socket", refuse)
+    def local_only(family: Any = socket.AF_INET, *args: Any, **kwargs: Any) -> Any:
+        if family != socket.AF_UNIX:
+            refuse(family, *args)
+        return real_socket(family, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "socket", local_only)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
