@@ -1,5 +1,6 @@
 """Every bad input gets one clear error (issue 6): exit code, a message naming the problem, no
-traceback and no output file; plus output formats, solver fallbacks, time limits and Ctrl-C."""
+traceback and no output file; plus output formats, solver fallbacks and time limits (Ctrl-C:
+test_interrupts.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import csv
 import io
 import json
 import resource
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from typer.testing import CliRunner
 
 import mixinfer
 from mixinfer import errors, solver
-from mixinfer.cache import Cache
 from mixinfer.cli import EXIT_CODES, EXIT_INTERRUPTED, app
 
 PYLIB = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
@@ -572,70 +570,6 @@ def test_an_infeasible_lp_exits_with_the_solver_code(
     result = CliRunner().invoke(app, base_args(c, opts(), output))
     assert_clean_failure(result, EXIT_CODES[errors.SolverError], ["internal error",
                          "HiGHS reported 'Infeasible'"], output)  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------------
-# Ctrl-C
-
-
-@pytest.fixture(scope="module")
-def slow_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 1.5 MB per category: a run of a few seconds on the small tokenizer."""
-    root = tmp_path_factory.mktemp("slow-samples")
-    code = b"".join(p.read_bytes() for p in sorted(PYLIB.glob("*.py")))[:1_500_000]
-    docs = sorted(Path("/usr/share/doc").glob("*/copyright"))
-    licences = sorted(p for p in Path("/usr/share/common-licenses").iterdir() if p.is_file())
-    english = b"".join(p.read_bytes() for p in licences + docs)[:1_500_000]
-    if len(code) < 1_000_000 or len(english) < 200_000:
-        pytest.skip("not enough local text for a slow run")
-    for name, data in (("code", code), ("en", english)):
-        (root / name).mkdir()
-        (root / name / "a.txt").write_bytes(data)
-    return root
-
-
-def _wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:
-    deadline = time.monotonic() + 120
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}; make it slower")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-@pytest.mark.parametrize("stage", ["replay", "solve"])
-def test_ctrl_c_exits_130_leaving_no_output_and_a_valid_cache(
-    small_bpe_tokenizer_json: Path, slow_samples: Path, tmp_path: Path, stage: str
-) -> None:
-    cache_dir = tmp_path / "cache"
-    output = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mixinfer.cli", "infer", str(small_bpe_tokenizer_json),
-         "--samples", str(slow_samples), "--merges", "2000", "--cache-dir", str(cache_dir),
-         "-q", "-o", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        kind = "words" if stage == "replay" else "trace"
-        _wait_for(lambda: len(list((cache_dir / kind).glob("*.npz"))) >= 2, proc,
-                  f"the {kind} entries were written")  # fmt: skip
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == EXIT_INTERRUPTED, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert not output.exists() and not list(tmp_path.glob(".out.json.*"))
-    assert not list(cache_dir.rglob("*.tmp"))
-    stored = list(cache_dir.rglob("*.npz"))
-    assert len(stored) >= 2
-    cache = Cache(cache_dir)
-    for entry in stored:
-        assert cache.load(entry.parent.name, entry.stem) is not None, entry
-    assert cache.repaired == 0
 
 
 # --------------------------------------------------------------------------------------------------
