@@ -170,12 +170,18 @@ class Category:
     name: str
     files: list[SampleFile]
     skipped: list[str] = field(default_factory=list)
+    # The category's own byte budget (a manifest's ``max_bytes``); reading takes the smaller of it and
+    # the run's budget. ``None`` (every directory category) leaves the run's budget alone.
+    max_bytes: int | None = None
 
     def fingerprint(self) -> str:
         """The cache identity: a hash of the name and every file's identity (path, size, mtime)."""
         h = hashlib.sha256(self.name.encode("utf-8", "surrogateescape"))
         for f in self.files:
             h.update(f.identity())
+        if self.max_bytes is not None:
+            # Only when set, so the fingerprints (and warm caches) of directory categories are unchanged.
+            h.update(f"\0max_bytes={self.max_bytes}".encode())
         return h.hexdigest()[:24]
 
 
@@ -348,14 +354,15 @@ def iter_documents(
 ) -> Iterator[str]:
     """Yield the category's text units (documents or lines) up to ``max_bytes`` UTF-8 bytes.
 
-    The budget is taken deterministically: files in order, documents in file order, and the last
-    unit cut at the budget on a character boundary. ``stats`` collects byte and document counts
+    The budget (the smaller of ``max_bytes`` and the category's own ``max_bytes``) is taken
+    deterministically: files in order, documents in file order, and the last unit cut at the budget
+    on a character boundary. ``stats`` collects byte and document counts
     and warnings (invalid UTF-8, binary files and over-long records skipped).
     """
     if unit not in UNITS:
         raise SamplesError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
     stats = stats if stats is not None else ReadStats()
-    remaining = max_bytes
+    remaining = max_bytes if category.max_bytes is None else min(max_bytes, category.max_bytes)
     for f in category.files:
         if remaining <= 0:
             break
