@@ -24,6 +24,7 @@ not installed (``s3fs``, ``gcsfs``, ``huggingface_hub``) is a
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -131,21 +132,39 @@ def _fsspec() -> Any:
     return fsspec
 
 
+# Protocols that never touch the network (memory:// lives in this process).
+_LOCAL_PROTOCOLS = ("file", "local", "memory")
+
+
+def offline_requested() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``MIXINFER_OFFLINE``) is set to a true value."""
+    for var in ("MIXINFER_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    return False
+
+
 def url_to_fs(url: str) -> tuple[Any, str]:
     """The fsspec file system of ``url`` and the path within it.
 
-    Raises :class:`MissingDependencyError` when the protocol's back end is not installed and
-    :class:`SamplesError` for a protocol fsspec does not know.
+    Offline (``HF_HUB_OFFLINE=1`` or ``MIXINFER_OFFLINE=1``), a URL that needs the network is
+    refused here, before any connection is tried. Raises :class:`SamplesError` for that and for a
+    protocol fsspec does not know, :class:`MissingDependencyError` when the back end is missing.
     """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if offline_requested() and scheme not in _LOCAL_PROTOCOLS:
+        raise SamplesError(
+            f"{url}: remote samples need the network, and offline mode is on (HF_HUB_OFFLINE or "
+            f"MIXINFER_OFFLINE is set); unset it, or run `mixinfer samples pull` where the network is "
+            f"available and use the local snapshot"
+        )
     fsspec = _fsspec()
     try:
         return fsspec.core.url_to_fs(url)
     except ImportError as exc:
-        scheme = url.split("://", 1)[0]
-        extra = "mixinfer[remote]" if scheme == "hf" else f"the fsspec back end for {scheme}://"
         raise MissingDependencyError(
-            f"{url}: reading {scheme}:// URLs needs a package that is not installed ({exc}); install "
-            f"{extra} (e.g. s3fs for s3://, gcsfs for gs://, aiohttp for https://)"
+            f"{url}: reading {scheme}:// URLs needs a package that is not installed ({exc}); install it "
+            f"(s3fs for s3://, gcsfs for gs://, aiohttp for https://, 'mixinfer[remote]' for hf://)"
         ) from exc
     except (ValueError, KeyError) as exc:
         raise SamplesError(f"{url}: not a URL fsspec can read ({exc}); check the scheme") from exc
@@ -307,7 +326,21 @@ class RemoteFolderSource:
 
 
 # Claimed even without fsspec installed, so that opening says which extra to install.
-_COMMON_SCHEMES = ("hf", "s3", "s3a", "gs", "gcs", "http", "https", "memory", "az", "abfs", "adl", "ftp", "sftp")
+_COMMON_SCHEMES = (
+    "hf",
+    "s3",
+    "s3a",
+    "gs",
+    "gcs",
+    "http",
+    "https",
+    "memory",
+    "az",
+    "abfs",
+    "adl",
+    "ftp",
+    "sftp",
+)
 
 
 def _claims(spec: str) -> bool:
