@@ -532,18 +532,9 @@ def report(
         base=prepared.base,
         lp=solution.details,
         diagnostics=solution.diagnostics,
-        intervals=None if boot is None else _around(boot.intervals, solution.proportions),
+        intervals=None if boot is None else boot.around(solution.proportions),
         bootstrap=None if boot is None else boot.to_dict(),
     )
-
-
-def _around(
-    intervals: dict[str, tuple[float, float]], estimate: dict[str, float]
-) -> dict[str, tuple[float, float]]:
-    # A percentile interval can miss the full-sample estimate (the LP's answer is often on the
-    # simplex's boundary, where resampling only moves away from it); an interval that excludes the
-    # reported number confuses more than it informs, so it is widened to include it.
-    return {c: (min(lo, estimate[c]), max(hi, estimate[c])) for c, (lo, hi) in intervals.items()}
 
 
 class Timer:

@@ -67,7 +67,8 @@ def render_table(result: InferenceResult, console: Console, *, warnings: bool = 
     if result.bootstrap is not None:
         b = result.bootstrap
         lines.append(
-            f"intervals: percentile bootstrap over documents, {b['replicates']} replicates, seed {b['seed']}"
+            f"intervals: {b.get('interval', 'bootstrap')} over documents, {b['replicates']} replicates, "
+            f"seed {b['seed']}"
         )
     if result.truth is not None:
         lines.append(f"log10 MSE against the truth ({result.truth_source}): {result.log10_mse:.2f}")

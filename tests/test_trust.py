@@ -187,3 +187,21 @@ def test_simulated_coverage_is_reported(tmp_path: Path, world: dict[str, Path]) 
     assert rec.intervals is not None and rec.residual is not None
     assert len(rec.covered) == 2
     assert np.isfinite(rec.residual)
+
+
+def test_calibrated_intervals_reflect_the_replicates_and_double_the_half_width() -> None:
+    from mixinfer.bootstrap import WIDEN, calibrated_intervals
+
+    rng = np.random.default_rng(0)
+    # Replicates sit below the estimate for "a" (resampling pushes the LP further down): the basic
+    # interval reflects them above it.
+    samples = np.column_stack([0.40 + rng.uniform(-0.06, -0.02, 200), 0.60 + rng.uniform(0.02, 0.06, 200)])
+    iv = calibrated_intervals(["a", "b"], samples, {"a": 0.40, "b": 0.60}, 0.9)
+    q = np.percentile(samples[:, 0], [5, 95])
+    low, high = 2 * 0.40 - q[1], 2 * 0.40 - q[0]
+    center, half = (low + high) / 2, (high - low) / 2 * WIDEN
+    assert iv["a"] == pytest.approx((min(center - half, 0.40), center + half))
+    assert iv["a"][1] > 0.42 and iv["b"][0] < 0.58
+    # Always within [0, 1] and holding the estimate.
+    edge = calibrated_intervals(["z"], np.full((50, 1), 0.3), {"z": 0.0}, 0.9)
+    assert edge["z"][0] == 0.0 and 0.0 <= edge["z"][1] <= 1.0
