@@ -57,6 +57,9 @@ app = typer.Typer(
 )
 cache_app = typer.Typer(no_args_is_help=True, help="Show or empty the on-disk cache.")
 app.add_typer(cache_app, name="cache")
+from mixinfer.sample_commands import samples_app  # noqa: E402 - registered beside cache_app
+
+app.add_typer(samples_app, name="samples")
 
 T = TypeVar("T")
 
