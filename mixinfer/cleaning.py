@@ -13,7 +13,13 @@ The rule, for every token a merge produces, in order of its first merge in the f
 
 1. **inserted**: skipped when its vocabulary id breaks the vocabulary order (it is outside the
    longest run of tokens whose ids increase along the merge list), or when the loader marked it
-   as reserved (``BPETokenizer.reserved``: SentencePiece user-defined pieces).
+   as reserved (``BPETokenizer.reserved``: SentencePiece user-defined pieces). Vocabulary ids
+   are only trusted as the order of creation when that run holds at least
+   :data:`ID_ORDER_SHARE` of the tokens (SentencePiece files: all but a handful; ids in random
+   order: about ``2 * sqrt(n)`` of ``n``). Otherwise the
+   ids say nothing about creation (e.g. a byte-level file whose ``model.vocab`` ids were
+   renumbered): they are ignored, the merge list's own order (the merge ranks) is used, and the
+   report carries a warning.
 2. **unreachable**: skipped when none of its merges has both parts available (a base symbol or a
    token kept earlier), i.e. no merge path can create it at its place.
 3. With one usable merge, that merge is kept. With several, the one the tokenizer actually uses
@@ -26,6 +32,11 @@ tokens are gone) is the order of vocabulary ids: SentencePiece numbers pieces in
 so the cleaned list is in order of token creation and every merge's parts exist before it.
 Byte-level lists trained with HF ``tokenizers`` or recovered from tiktoken ranks are already clean;
 the same pass then removes nothing.
+
+Cleaning never removes a large share of a list quietly: when merges removed as inserted or
+unreachable exceed :data:`WARN_SHARE` of the list, or a byte-level list (which has no redundant
+merges by construction) loses more than that share for any reason, ``CleaningReport.warnings``
+says so (the pipeline copies the warnings into the result's).
 """
 
 from __future__ import annotations
@@ -46,6 +57,12 @@ REASON_TEXT = {
 }
 _EXAMPLES = 3
 
+ID_ORDER_SHARE = 0.5
+"""Vocabulary ids count as the order of creation when this share of the tokens follows them."""
+
+WARN_SHARE = 0.05
+"""Removing more than this share of a merge list (see the module docstring) gives a warning."""
+
 
 @dataclass
 class CleaningReport:
@@ -60,6 +77,8 @@ class CleaningReport:
         order: how the kept merges are ordered.
         ambiguous: tokens with several usable merges where BPE on the token's own characters did
             not end in one of them (the first usable merge was kept).
+        warnings: loud remarks for the result's warnings (vocabulary ids ignored, a large share of
+            the list removed).
     """
 
     enabled: bool
@@ -69,6 +88,7 @@ class CleaningReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     order: str = "merge list"
     ambiguous: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total_removed(self) -> int:
@@ -87,6 +107,7 @@ class CleaningReport:
             out["examples"] = {r: list(v) for r, v in self.examples.items() if v}
             out["order"] = self.order
             out["ambiguous"] = self.ambiguous
+            out["warnings"] = list(self.warnings)
         return out
 
     @classmethod
@@ -100,18 +121,20 @@ class CleaningReport:
             {k: list(v) for k, v in data.get("examples", {}).items()},
             str(data.get("order", "merge list")),
             int(data.get("ambiguous", 0)),
+            [str(w) for w in data.get("warnings", [])],
         )
 
     def summary(self) -> str:
         """One line for the table footer."""
         if not self.enabled:
             return f"merge-list cleaning: off ({self.merges_before} merges as loaded)"
+        warned = f"; {len(self.warnings)} warning(s)" if self.warnings else ""
         if not self.total_removed:
-            return f"merge-list cleaning: nothing to remove ({self.merges_before} merges)"
+            return f"merge-list cleaning: nothing to remove ({self.merges_before} merges{warned})"
         parts = ", ".join(f"{self.removed[r]} {r}" for r in REASONS if self.removed.get(r))
         return (
             f"merge-list cleaning: {self.merges_before} -> {self.merges_after} merges "
-            f"(removed {parts}; kept in {self.order} order)"
+            f"(removed {parts}; kept in {self.order} order{warned})"
         )
 
 
@@ -218,12 +241,24 @@ def clean_merges(tok: BPETokenizer) -> tuple[BPETokenizer, CleaningReport]:
 
     # Tokens inserted by hand: reserved by the loader, or out of vocabulary order.
     inserted: set[bytes] = {t for t in order if t in tok.reserved}
+    warnings: list[str] = []
     ids = tok.token_ids
-    by_ids = ids is not None and all(t in ids for t in order)
-    if ids is not None and by_ids:
+    by_ids = False
+    if ids is not None and all(t in ids for t in order):
         candidates = [t for t in order if t not in inserted]
         keep = _increasing_subsequence([ids[t] for t in candidates])
-        inserted.update(t for i, t in enumerate(candidates) if i not in keep)
+        if len(keep) >= ID_ORDER_SHARE * len(candidates):
+            by_ids = True
+            inserted.update(t for i, t in enumerate(candidates) if i not in keep)
+        else:
+            # Ids renumbered (or never in creation order): trusting them would drop nearly every
+            # merge as "inserted". The merge list's own order is the creation order then.
+            warnings.append(
+                f"{tok.source}: the vocabulary ids are not in the order the merges create tokens "
+                f"(only {len(keep)} of {len(candidates)} tokens follow it), so they were ignored "
+                "and merge-list cleaning used the merge ranks; if the file was edited, check it"
+            )
+        ids = ids if by_ids else None
 
     if tok.byte_level:
         available: set[bytes] = {bytes([b]) for b in range(256)}
@@ -261,7 +296,16 @@ def clean_merges(tok: BPETokenizer) -> tuple[BPETokenizer, CleaningReport]:
         available.add(token)
 
     order_name = "vocabulary id" if by_ids else "merge list"
-    report = CleaningReport(True, len(merges), len(kept), removed, examples, order_name, ambiguous)
+    suspicious = removed["inserted"] + removed["unreachable"]
+    lost = len(merges) - len(kept)
+    if suspicious > WARN_SHARE * len(merges) or (tok.byte_level and lost > WARN_SHARE * len(merges)):
+        what = ", ".join(f"{removed[r]} {r}" for r in REASONS if removed[r])
+        warnings.append(
+            f"{tok.source}: merge-list cleaning removed {lost} of {len(merges)} merges ({what}); "
+            "that is far more than a published tokenizer needs, so the file may be damaged or "
+            "unusual: compare with --no-clean"
+        )
+    report = CleaningReport(True, len(merges), len(kept), removed, examples, order_name, ambiguous, warnings)
     if kept == merges:
         return tok, report
     # The loader's hints that the list needs cleaning are settled now; the report replaces them.

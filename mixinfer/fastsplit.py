@@ -73,6 +73,8 @@ _BYTE_LEVEL_SPLITS = frozenset(
         pretokenizers.CL100K_PATTERN,
         pretokenizers.O200K_PATTERN,
         pretokenizers.LLAMA3_PATTERN,
+        pretokenizers.read_pattern("qwen"),
+        pretokenizers.read_pattern("tekken"),
     )
 )
 

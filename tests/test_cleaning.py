@@ -248,3 +248,78 @@ def test_real_llama_and_mistral(shared_tokenizers_dir, license_paragraph: str) -
                 continue
             got = [p.decode() for p in _bpe_parts(_initial_symbols(cleaned, word.encode()), ranks)]
             assert got == ref, word
+
+
+# --------------------------------------------------------------------------------------------------
+# Vocabulary ids that do not follow creation (issue 17 item 2)
+
+
+def _shuffled_ids(doc: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """The same tokenizer.json with its ``model.vocab`` ids renumbered at random."""
+    import random
+
+    shuffled = json.loads(json.dumps(doc))
+    vocab = shuffled["model"]["vocab"]
+    ids = list(vocab.values())
+    random.Random(seed).shuffle(ids)
+    shuffled["model"]["vocab"] = dict(zip(vocab, ids, strict=True))
+    return shuffled
+
+
+def test_shuffled_vocabulary_ids_do_not_change_the_cleaned_list(small_bpe_tokenizer_json) -> None:
+    doc = json.loads(small_bpe_tokenizer_json.read_text(encoding="utf-8"))
+    plain_tok = tokenizer_from_json(doc, source="plain")
+    shuffled_tok = tokenizer_from_json(_shuffled_ids(doc), source="shuffled")
+    assert shuffled_tok.token_ids != plain_tok.token_ids
+    plain, plain_report = clean_merges(plain_tok)
+    cleaned, report = clean_merges(shuffled_tok)
+    assert cleaned.merges == plain.merges == plain_tok.merges
+    assert report.removed == plain_report.removed and report.total_removed == 0
+    assert report.order == "merge list" and plain_report.order == "vocabulary id"
+    assert not plain_report.warnings
+    assert len(report.warnings) == 1 and "vocabulary ids are not in the order" in report.warnings[0]
+    again = CleaningReport.from_dict(report.to_dict())
+    assert again.warnings == report.warnings and again.summary() == report.summary()
+    assert "1 warning(s)" in report.summary()
+
+
+def test_a_large_share_of_removed_merges_is_a_warning() -> None:
+    """Ids mostly in order, but a tenth of the tokens moved: those go, loudly."""
+    data = sentencepiece_json(TRAINING, CHARS)
+    tok = tokenizer_from_json(data, source="toy")
+    assert tok.token_ids is not None
+    ids = dict(tok.token_ids)
+    late = (SP + "the").encode()  # renumber one learned piece past every other: out of order
+    ids[late] = max(ids.values()) + 1
+    tok.token_ids = ids
+    _, report = clean_merges(tok)
+    assert report.removed["inserted"] >= 1 and report.order == "vocabulary id"
+    assert any("far more than" in w for w in report.warnings)
+    assert "warnings" in report.to_dict()
+
+
+def test_shuffled_ids_give_the_same_mixture(small_bpe_tokenizer_json, tmp_path) -> None:
+    from pathlib import Path
+
+    import mixinfer
+
+    general = Path(__file__).resolve().parents[1] / "data_samples" / "general"
+    cats = ["en", "de", "code"]
+    if not all((general / c).is_dir() for c in cats):
+        pytest.skip("bundled samples data_samples/general are not built")
+    samples = tmp_path / "samples"
+    for c in cats:
+        (samples / c).mkdir(parents=True)
+        for src in sorted((general / c).glob("*.txt.gz"))[:3]:
+            (samples / c / src.name).write_bytes(src.read_bytes())
+    doc = json.loads(small_bpe_tokenizer_json.read_text(encoding="utf-8"))
+    shuffled_path = tmp_path / "shuffled.json"
+    shuffled_path.write_text(json.dumps(_shuffled_ids(doc)), encoding="utf-8")
+    runs = [
+        mixinfer.infer(path, samples, merges=300, max_bytes=150_000, use_cache=False, workers=1)
+        for path in (small_bpe_tokenizer_json, shuffled_path)
+    ]
+    assert runs[0].merges_used == runs[1].merges_used == 300
+    assert runs[1].proportions == pytest.approx(runs[0].proportions, abs=1e-9)
+    assert any("vocabulary ids are not in the order" in w for w in runs[1].warnings)
+    assert not any("vocabulary ids" in w for w in runs[0].warnings)

@@ -83,7 +83,7 @@ def test_the_byte_level_regexes_run_on_re_and_the_others_on_regex() -> None:
     import re
 
     engines = {name: fastsplit.fast_split(p).engine for name, p in PRESETS.items()}  # type: ignore[union-attr]
-    expected = {"default", "gpt2", "llama3"}
+    expected = {"default", "gpt2", "llama3", "qwen"}
     if sys.version_info >= (3, 11):  # cl100k's possessive quantifiers need re from 3.11
         expected.add("cl100k")
     assert {name for name, e in engines.items() if e is re} == expected
