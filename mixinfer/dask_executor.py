@@ -1,0 +1,190 @@
+"""The ``dask`` executor: counting and replay jobs on a ``dask.distributed`` cluster.
+
+It keeps the contract of :mod:`mixinfer.executors` (see there): one ``client.submit`` per job,
+results yielded as they complete (``as_completed``), the first job error raised in the caller with
+its type and the other jobs cancelled, and everything cancelled when the iteration is closed early
+(``break``, an exception, Ctrl-C).
+
+The initializer's arguments (a pretokenizer, a token table) are scattered to every worker once per
+:meth:`DaskExecutor.map_unordered` call, not sent with each job, and the initializer runs once per
+worker process and call (a call token in the worker's module state); with threaded workers
+(``processes=False``) the threads of one process share it, which an idempotent initializer allows.
+
+``address``: ``None`` or ``"local"`` starts a :class:`~dask.distributed.LocalCluster` of
+``workers`` single-threaded worker processes (closed with the executor); any other value is the
+address of a running scheduler (``tcp://host:8786``), whose workers must have mixinfer installed
+and reach the sample files (shared storage, or URLs: remote samples are read by the workers).
+Needs ``pip install 'mixinfer[dask]'``.
+
+Registered as ``dask`` in the executor registry when this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import suppress
+from types import TracebackType
+from typing import Any, TypeVar
+
+from mixinfer.errors import MissingDependencyError, UsageError
+from mixinfer.executors import register_executor
+
+R = TypeVar("R")
+
+# Call tokens whose initializer already ran in this (worker) process.
+_INITIALISED: set[str] = set()
+_INIT_LOCK = threading.Lock()
+
+
+class ClusterError(UsageError):
+    """The Dask scheduler cannot be reached or the cluster cannot be started (a bad ``--dask``, exit 2)."""
+
+
+def _run_job(
+    token: str,
+    initializer: Callable[..., object] | None,
+    initargs: Sequence[Any],
+    fn: Callable[..., Any],
+    job: Sequence[Any],
+) -> Any:
+    """Runs on a worker: the call's initializer once per process, then the job."""
+    if initializer is not None and token not in _INITIALISED:
+        with _INIT_LOCK:
+            if token not in _INITIALISED:
+                initializer(*initargs)
+                _INITIALISED.add(token)
+    return fn(*job)
+
+
+def _distributed() -> Any:
+    try:
+        import dask.distributed
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the dask executor needs dask.distributed; run: pip install 'mixinfer[dask]'"
+        ) from exc
+    return dask.distributed
+
+
+class DaskExecutor:
+    """Runs jobs on a Dask cluster: a local one it starts, or a running scheduler by address."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        processes: bool = True,
+        client: Any | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.processes = processes
+        self._client = client
+        self._owned: list[Any] = []  # cluster and client started here, closed in close()
+        self._futures: list[Any] = []
+        requested = workers or os.cpu_count() or 1
+        self.workers = requested
+
+    def _get_client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        distributed = _distributed()
+        try:
+            if self.address in (None, "local"):
+                cluster = distributed.LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=self.processes,
+                    dashboard_address=None,
+                    # A failing job is raised in the caller; the workers' own logs would repeat it.
+                    silence_logs=logging.CRITICAL,
+                )
+                self._owned.append(cluster)
+                self._client = distributed.Client(cluster)
+            else:
+                self._client = distributed.Client(self.address, timeout=f"{self.timeout}s")
+        except (OSError, TimeoutError) as exc:
+            where = (
+                "a local Dask cluster"
+                if self.address in (None, "local")
+                else f"Dask scheduler {self.address}"
+            )
+            raise ClusterError(
+                f"cannot use {where} ({exc}); check the address (tcp://HOST:8786) and that the scheduler "
+                f"is running, or use --dask local"
+            ) from exc
+        self._owned.append(self._client)
+        if self.address not in (None, "local"):
+            n = len(self._client.scheduler_info().get("workers", {}))
+            self.workers = max(1, n)
+        return self._client
+
+    def map_unordered(
+        self,
+        fn: Callable[..., R],
+        jobs: Iterable[Sequence[Any]],
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Sequence[Any] = (),
+    ) -> Generator[tuple[int, R], None, None]:
+        """Submit ``fn(*job)`` for every job; yield ``(index of the job, result)`` as they complete."""
+        todo = [tuple(job) for job in jobs]
+        if not todo:
+            return
+        client = self._get_client()
+        distributed = _distributed()
+        token = secrets.token_hex(8)
+        # Sent to every worker once, not with each job (a pretokenizer, a token table).
+        shared = client.scatter(list(initargs), broadcast=True) if initargs else []
+        futures = [
+            client.submit(
+                _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"
+            )
+            for i, job in enumerate(todo)
+        ]
+        index = {f.key: i for i, f in enumerate(futures)}
+        self._futures = futures
+        finished = False
+        try:
+            for future in distributed.as_completed(futures):
+                yield index[future.key], future.result()
+            finished = True
+        finally:
+            if not finished:
+                client.cancel(futures)
+            self._futures = []
+
+    def close(self) -> None:
+        """Cancel running jobs; close the client and the local cluster if this executor started them."""
+        if self._futures and self._client is not None:
+            with suppress(Exception):  # closing must not fail on a dead scheduler
+                self._client.cancel(self._futures)
+            self._futures = []
+        for owned in reversed(self._owned):
+            with suppress(Exception):
+                owned.close()
+        if self._owned:
+            self._client = None
+        self._owned = []
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor(workers={self.workers}, address={self.address!r})"
+
+
+register_executor("dask", DaskExecutor)
