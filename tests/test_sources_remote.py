@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -244,3 +245,47 @@ def test_cli_infer_on_a_manifest_of_memory_urls(
     r = CliRunner().invoke(app, [*args, "--format", "json"])
     assert r.exit_code == 0, r.stderr
     assert set(json.loads(r.stdout)["proportions"]) == {"en", "legal"}
+
+
+def test_reads_are_streamed_within_the_budget(mem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 6 MB remote JSONL (and a 6 MB text file) read with a 2 kB budget: only a little is fetched."""
+    from mixinfer.sources import remote
+
+    put(f"{mem}/big/a.jsonl", jsonl([f"document number {i} " * 20 for i in range(15_000)]))
+    put(f"{mem}/big/b.txt", b"x" * 6_000_000)
+    fetched: list[int] = []
+
+    class Counting(io.RawIOBase):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            data = self.inner.read(len(buffer))
+            buffer[: len(data)] = data
+            fetched[-1] += len(data)
+            return len(data)
+
+    real = remote.url_to_fs
+
+    def counting_fs(url: str) -> tuple[Any, str]:
+        fs, path = real(url)
+
+        class Wrapped:
+            protocol = fs.protocol
+
+            def open(self, p: str, mode: str) -> Any:
+                fetched.append(0)
+                return io.BufferedReader(Counting(fs.open(p, mode)), buffer_size=1 << 16)
+
+        return Wrapped(), path
+
+    (cat,) = open_samples(f"memory://{mem}").categories()
+    monkeypatch.setattr(remote, "url_to_fs", counting_fs)
+    for f in cat.files:
+        stats = ReadStats()
+        docs = list(iter_documents(type(cat)(cat.name, [f]), max_bytes=2_000, stats=stats))
+        assert stats.bytes == 2_000 and docs
+    assert len(fetched) == 2 and all(n < 200_000 for n in fetched), fetched

@@ -226,7 +226,7 @@ class RemoteFile(SampleFile):
         try:
             fh = fs.open(path, "rb")
         except OSError:
-            raise
+            raise  # the format readers word it, naming the file
         except Exception as exc:  # back ends raise their own types (HTTP errors, offline mode ...)
             raise _unreachable(self.url, exc) from exc
         if self.name.endswith(".zst"):
@@ -257,7 +257,8 @@ def list_url(url: str, field: str = "text") -> tuple[list[RemoteFile], list[str]
     proto = _protocol(fs, url)
     skipped: list[str] = []
     try:
-        if fs.exists(path) and not any(ch in path for ch in "*?["):
+        # A glob is listed with one call; only a plain path is asked whether it exists.
+        if not any(ch in path for ch in "*?[") and fs.exists(path):
             info = fs.info(path)
             found = fs.find(path, detail=True) if info.get("type") == "directory" else {path: info}
         else:
