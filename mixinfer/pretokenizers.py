@@ -23,6 +23,13 @@ the code here turns each row into ``tokenizers`` objects:
 ``llama3``
     The cl100k-style regex of Llama 3's ``tokenizer.json`` (``\\p{N}{1,3}``, no possessive
     quantifiers), then ``ByteLevel(use_regex=False)``.
+``qwen``
+    Qwen's tiktoken ``pat_str``: cl100k's rule with single digits (``\\p{N}``), then
+    ``ByteLevel(use_regex=False)``.
+``tekken``
+    Mistral's Tekken regex (``config.pattern`` of Mistral NeMo's ``tekken.json``): o200k's word rule
+    without the contraction suffixes, single digits, then ``ByteLevel(use_regex=False)``. (Llama 4
+    uses o200k's regex exactly, so it needs no preset of its own.)
 ``llama``, ``mistral``
     SentencePiece BPE with ``add_dummy_prefix``, ``split_by_whitespace``, ``split_digits``,
     ``split_by_unicode_script``/``split_by_number`` and ``allow_whitespace_only_pieces``, as used
