@@ -310,4 +310,15 @@ def clean_merges(tok: BPETokenizer) -> tuple[BPETokenizer, CleaningReport]:
         return tok, report
     # The loader's hints that the list needs cleaning are settled now; the report replaces them.
     notes = [n for n in tok.notes if "cleaned" not in n and "cleaning" not in n]
-    return replace(tok, merges=kept, notes=notes), report
+    return replace(tok, merges=kept, notes=notes, gaps=_shifted_gaps(tok, kept)), report
+
+
+def _shifted_gaps(tok: BPETokenizer, kept: list[tuple[bytes, bytes]]) -> tuple[int, ...]:
+    """``tok.gaps`` as positions in the kept list (gaps come from rank files, which keep their order)."""
+    if not tok.gaps:
+        return tok.gaps
+    index: dict[tuple[bytes, bytes], int] = {}
+    for i, pair in enumerate(tok.merges):
+        index.setdefault(pair, i)
+    kept_at = sorted(index[pair] for pair in kept)
+    return tuple(bisect.bisect_left(kept_at, gap) for gap in tok.gaps)

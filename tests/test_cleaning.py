@@ -323,3 +323,15 @@ def test_shuffled_ids_give_the_same_mixture(small_bpe_tokenizer_json, tmp_path) 
     assert runs[1].proportions == pytest.approx(runs[0].proportions, abs=1e-9)
     assert any("vocabulary ids are not in the order" in w for w in runs[1].warnings)
     assert not any("vocabulary ids" in w for w in runs[0].warnings)
+
+
+def test_gap_positions_follow_the_merges_cleaning_removes() -> None:
+    from mixinfer.pretokenizers import PRESETS
+    from mixinfer.tokenizer import BPETokenizer
+
+    merges = [(b"a", b"b"), (b"xy", b"z"), (b"ab", b"c"), (b"c", b"d"), (b"x", b"y")]
+    tok = BPETokenizer("toy", merges, True, PRESETS["gpt2"], gaps=(1, 3, 5))
+    cleaned, report = clean_merges(tok)
+    assert report.removed["unreachable"] == 1  # "xy z" before any merge made "xy"
+    assert cleaned.merges == [merges[0], merges[2], merges[3], merges[4]]
+    assert cleaned.gaps == (1, 2, 4) and cleaned.gaps_within(2) == 1
