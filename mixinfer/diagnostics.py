@@ -172,8 +172,14 @@ def summary_lines(diagnostics: dict[str, Any], limit: int = 3) -> list[str]:
     return lines
 
 
+def show_token(text: str) -> str:
+    """A token's text quoted for display: control characters escaped once (bytes that are not
+    UTF-8 already read as ``\\xNN``), so ``'\\n'`` and ``'\\xc3'`` print as such."""
+    return "'" + text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + "'"
+
+
 def _show(pair: Sequence[str]) -> str:
-    return repr(pair[0]) + "+" + repr(pair[1])
+    return show_token(pair[0]) + "+" + show_token(pair[1])
 
 
 _ORDER = {

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixinfer.cleaning import CleaningReport
-from mixinfer.diagnostics import summary_lines
+from mixinfer.diagnostics import show_token, summary_lines
 from mixinfer.report import InferenceResult
 
 if TYPE_CHECKING:
@@ -232,4 +232,4 @@ def render_explanation(label: str, diagnostics: dict[str, Any], console: Console
 
 
 def _pair(pair: list[str]) -> str:
-    return f"{pair[0]!r} + {pair[1]!r}"
+    return f"{show_token(pair[0])} + {show_token(pair[1])}"
