@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mixinfer.cleaning import _bpe_parts, _initial_symbols, clean_merges
-from mixinfer.errors import TokenizerError
+from mixinfer.errors import MixinferError, TokenizerError
 from mixinfer.formats.sentencepiece import BYTE, CONTROL, UNKNOWN, USER_DEFINED, derive_merges, read_model
 from mixinfer.tokenizer import load_tokenizer
 
@@ -123,3 +125,74 @@ def test_mistral_v3_model_equals_mistral_json(shared_tokenizers_dir: Path) -> No
     json_clean, json_report = clean_merges(converted)
     assert model_clean.merges == json_clean.merges
     assert model_report.removed == json_report.removed
+
+
+# --------------------------------------------------------------------------------------------------
+# A model written by hand (runs without the sentencepiece package), and damaged copies of it
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def hand_model(pieces: list[tuple[str, float, int]], model_type: int = 2) -> bytes:
+    import struct
+
+    body = b"".join(
+        _field(
+            1,
+            _field(1, p.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", s) + _varint(3 << 3) + _varint(t),
+        )
+        for p, s, t in pieces
+    )
+    trainer = _varint(3 << 3) + _varint(model_type)
+    return body + _field(2, trainer) + _field(3, _varint(3 << 3) + _varint(1))
+
+
+HAND = (
+    [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+    + [(p, -float(i), 1) for i, p in enumerate([SP + "t", "he", SP + "the", "in", "ing", SP + "in"])]
+    + [(ch, -100.0, 1) for ch in SP + "theing"]
+)
+
+
+def test_a_hand_written_model(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer.model"
+    path.write_bytes(hand_model(HAND))
+    tok = load_tokenizer(path)
+    assert tok.format == "sentencepiece" and tok.pretokenizer.name == "llama"
+    as_text = [(a.decode(), b.decode()) for a, b in tok.merges]
+    # By score: ▁t, he, ▁the (▁t+he, then ▁th... absent), in, ing, ▁in; each piece's splits by ids.
+    assert as_text == [(SP, "t"), ("h", "e"), (SP + "t", "he"), ("i", "n"), ("in", "g"), (SP, "in")]
+    path.write_bytes(hand_model(HAND, model_type=1))
+    with pytest.raises(TokenizerError, match="UNIGRAM"):
+        load_tokenizer(path)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_models_give_a_tokenizer_error_or_load(data: st.DataObject, tmp_path: Path) -> None:
+    blob = bytearray(hand_model(HAND))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
+    path = tmp_path / "tokenizer.model"
+    path.write_bytes(bytes(blob))
+    try:
+        tok = load_tokenizer(path)
+    except MixinferError as exc:
+        assert str(exc)
+    else:
+        assert tok.merges and all(a and b for a, b in tok.merges)

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mixinfer.errors import TokenizerError
+from mixinfer.errors import MixinferError, TokenizerError
 from mixinfer.pretokenizers import build, pretoken_bytes, pretokenize, read_pattern
 from mixinfer.tokenizer import load_tokenizer
 
@@ -109,3 +111,31 @@ def test_published_mistral_nemo(shared_tokenizers_dir: Path) -> None:
     tok = load_tokenizer(shared_tokenizers_dir / "mistral-nemo-tekken.json")
     assert tok.format == "tekken" and tok.pretokenizer.name == "tekken"
     assert len(tok.merges) == 131_072 - 1_000 - 256 and not tok.gaps
+
+
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 2000), st.text(max_size=6), st.lists(st.integers(), max_size=2),
+    st.sampled_from(["AA==", "=", "", "!!", "dGhl"]),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_tekken_files_give_a_tokenizer_error_or_load(data: st.DataObject, tmp_path: Path) -> None:
+    doc = tekken_doc(WORDS, pattern=read_pattern("tekken"), special=2, size=256 + 12)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):
+            key = data.draw(st.sampled_from(["pattern", "default_vocab_size", "default_num_special_tokens"]))
+            doc["config"][key] = data.draw(VALUES)
+        else:
+            i = data.draw(st.integers(250, len(doc["vocab"]) - 1))
+            key = data.draw(st.sampled_from(["rank", "token_bytes"]))
+            doc["vocab"][i][key] = data.draw(VALUES)
+    if data.draw(st.integers(0, 4)) == 0:
+        doc[data.draw(st.sampled_from(["config", "vocab"]))] = data.draw(VALUES)
+    try:
+        tok = load_tokenizer(write(tmp_path / "tekken.json", doc))
+    except MixinferError as exc:
+        assert str(exc)
+    else:
+        assert tok.merges and all(a and b for a, b in tok.merges)

@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mixinfer.errors import TokenizerError
+from mixinfer.errors import MixinferError, TokenizerError
 from mixinfer.formats.ranks import recover
 from mixinfer.tokenizer import load_tokenizer, recover_merges
 
@@ -125,3 +127,21 @@ def test_llama3_extends_cl100k_by_100000_shared_merges(shared_tokenizers_dir: Pa
     k, info = shared_prefix_with(llama3, cl100k)
     assert k == 100_000 and info["shared_prefix"] == 100_000 and info["base_merges"] == 100_000
     assert len(llama3.merges) - k > 27_000  # the new merges inferred from
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_rank_files_give_a_tokenizer_error_or_load(data: st.DataObject, tmp_path: Path) -> None:
+    text = bytearray(write_ranks(tmp_path / "r.tiktoken", WORDS + MORE, empty_last=True).read_bytes())
+    for _ in range(data.draw(st.integers(1, 5))):
+        i = data.draw(st.integers(len(text) * 3 // 4, len(text) - 1))  # the multi-byte tokens
+        text[i] = data.draw(st.sampled_from(b"A=/+ \n0x\xff"))
+    name = data.draw(st.sampled_from(["r.tiktoken", "tokenizer.model", "ranks"]))
+    path = tmp_path / name
+    path.write_bytes(bytes(text))
+    try:
+        tok = load_tokenizer(path)
+    except MixinferError as exc:
+        assert str(exc)
+    else:
+        assert tok.merges and all(a and b for a, b in tok.merges)
