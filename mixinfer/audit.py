@@ -28,7 +28,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from mixinfer.options import DEFAULT_MERGES, Options, Runtime, options_from
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import Trace
 from mixinfer.report import InferenceResult
-from mixinfer.samples import DEFAULT_MAX_BYTES
+from mixinfer.samples import DEFAULT_MAX_BYTES, Category
 from mixinfer.tokenizer import BPETokenizer
 
 if TYPE_CHECKING:
@@ -282,6 +282,7 @@ def audit(
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     workers: int | None = None,
+    dask: str | None = None,
     progress: ProgressCallback = noop,
     on_entry: Callable[[AuditEntry], None] | None = None,
 ) -> AuditResult:
@@ -297,7 +298,7 @@ def audit(
             ``offline`` as for :func:`mixinfer.infer` (``time_limit`` applies to each LP).
         groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
             does not name get the default group (:func:`mixinfer.groups.default_group`).
-        cache_dir / use_cache / workers: as for :func:`mixinfer.infer`.
+        cache_dir / use_cache / workers / dask: as for :func:`mixinfer.infer`.
         progress: progress callback; stage ``"audit"`` counts tokenizers, the inner stages
             (``count``, ``replay``, ``solve``) are forwarded with the tokenizer's label in
             ``detail``.
@@ -324,12 +325,30 @@ def audit(
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     where, categories = stages.samples(samples)
     names = [c.name for c in categories]
-    names_in_order = list(names)  # the samples' order, which stage outputs follow
     unknown = sorted(set(mapping) - set(names))
     category_groups = group_categories(names, mapping)
     order = {g: i for i, g in enumerate(group_order(category_groups.values()))}
     names.sort(key=lambda c: (order[category_groups[c]], c))
-    runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers)
+    runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, dask=dask)
+    with runtime:
+        return _audit(tokenizers, options, runtime, where, categories, names, category_groups, unknown,
+                      progress, on_entry, t_start)  # fmt: skip
+
+
+def _audit(
+    tokenizers: Sequence[str | os.PathLike[str] | BPETokenizer | TokenizerSpec],
+    options: Options,
+    runtime: Runtime,
+    where: str,
+    categories: list[Category],
+    names: list[str],
+    category_groups: dict[str, str],
+    unknown: list[str],
+    progress: ProgressCallback,
+    on_entry: Callable[[AuditEntry], None] | None,
+    t_start: float,
+) -> AuditResult:
+    names_in_order = [c.name for c in categories]  # the samples' order, which stage outputs follow
 
     specs = [TokenizerSpec.parse(t) for t in tokenizers]
     labels = _labels(specs)
@@ -375,7 +394,7 @@ def audit(
                 detail = f"{label}: {p.detail}" if p.detail else label
                 progress(Progress(p.stage, p.done, p.total, p.unit, detail))
 
-            rt = replace(runtime, progress=forward)
+            rt = runtime.with_progress(forward)
             timer = stages.Timer()
             w, prefix = words_of(i), prefix_of(i)
             try:

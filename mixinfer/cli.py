@@ -196,12 +196,24 @@ TokenizerArg = Annotated[
     ),
 ]
 SamplesOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--samples",
-        help="Directory with one sub-directory of text per category.",
+        help="Directory with one sub-directory of text per category, a manifest "
+        "(.yaml/.yml/.json/.toml) or an fsspec URL of such a directory.",
         show_default="the bundled samples",
     ),
+]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Count and replay on a Dask cluster: a scheduler address (tcp://HOST:8786) or 'local'.",
+        show_default="this machine's processes",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Parallel workers.", show_default="all cores")
 ]
 MergesOpt = Annotated[int, typer.Option("--merges", help="Leading merges to use (T).")]
 MaxBytesOpt = Annotated[
@@ -269,9 +281,22 @@ def make_options(**values: Any) -> Options:
     return Options(**values)
 
 
-def make_runtime(cache_dir: Path | None, no_cache: bool, view: ProgressView) -> Runtime:
-    """The runtime of a command: its cache and its progress bars."""
-    return Runtime.create(cache_dir=cache_dir, use_cache=not no_cache, progress=view)
+def make_runtime(
+    cache_dir: Path | None,
+    no_cache: bool,
+    view: ProgressView,
+    *,
+    workers: int | None = None,
+    dask: str | None = None,
+    offline: bool = False,
+) -> Runtime:
+    """The runtime of a command: its cache, its executor and its progress bars."""
+    if offline:
+        # The sample sources read this (HF_HUB_OFFLINE too); this process is the CLI's own.
+        os.environ["MIXINFER_OFFLINE"] = "1"
+    return Runtime.create(
+        cache_dir=cache_dir, use_cache=not no_cache, progress=view, workers=workers, dask=dask
+    )
 
 
 def say(quiet: bool, text: str) -> None:
@@ -366,6 +391,8 @@ def infer_command(
     no_clean: NoCleanOpt = False,
     normalize: NormalizeOpt = "pairs",
     offline: OfflineOpt = False,
+    dask: DaskOpt = None,
+    workers: WorkersOpt = None,
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,
@@ -396,10 +423,9 @@ def infer_command(
         target = check_output(output, inputs=[source, base, truth], folders=[samples])
         out_fmt = format_for(output, fmt)
         view = ProgressView(enabled=not quiet)
-        with view.running():
-            result = run_pipeline(
-                source, samples, options, make_runtime(cache_dir, no_cache, view), truth=truth, base=base
-            )
+        runtime = make_runtime(cache_dir, no_cache, view, workers=workers, dask=dask, offline=offline)
+        with view.running(), runtime:
+            result = run_pipeline(source, samples, options, runtime, truth=truth, base=base)
         check_interrupted()
         emit_result(result, target, out_fmt, quiet)
 
@@ -486,6 +512,8 @@ def audit_command(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
+    dask: DaskOpt = None,
+    workers: WorkersOpt = None,
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,
@@ -538,6 +566,8 @@ def audit_command(
             for warning in entry.result.warnings:
                 say(quiet, f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}")
 
+        if offline:
+            os.environ["MIXINFER_OFFLINE"] = "1"  # for the sample sources, as make_runtime does
         with view.running():
             result = audit(
                 tokenizers,
@@ -546,6 +576,8 @@ def audit_command(
                 groups=groups,
                 cache_dir=cache_dir,
                 use_cache=not no_cache,
+                workers=workers,
+                dask=dask,
                 progress=view,
                 on_entry=report_entry,
             )

@@ -447,3 +447,13 @@ def _check_workers(workers: int | None) -> int | None:
 
 register_executor("serial", SerialExecutor)
 register_executor("process", ProcessExecutor)
+
+
+def _dask(workers: int | None, **options: Any) -> Executor:
+    # Imported on first use: dask is an optional extra (pip install 'mixinfer[dask]').
+    from mixinfer.dask_executor import DaskExecutor
+
+    return DaskExecutor(workers, **options)
+
+
+register_executor("dask", _dask)

@@ -168,14 +168,50 @@ class Runtime:
     Attributes:
         cache: the on-disk cache (``Cache(None)`` for none).
         workers: processes for counting and replay (``None``: all cores).
-        executor: which executor runs parallel work (``auto``, ``serial``, ``process``).
+        executor: which executor runs parallel work: ``auto`` (each stage picks serial or a
+            process pool by the work at hand), or a name of :func:`mixinfer.executors.get_executor`
+            (``serial``, ``process``, ``dask``), created once and shared by the stages.
+        executor_options: passed to that executor (``{"address": "tcp://host:8786"}`` for Dask;
+            ``"local"`` starts a local cluster).
         progress: called with :class:`mixinfer.progress.Progress` updates.
+
+    A runtime that created an executor holds it until :meth:`close` (or the end of a ``with``).
     """
 
     cache: Cache = field(default_factory=lambda: Cache(None))
     workers: int | None = None
     executor: str = "auto"
     progress: ProgressCallback = noop
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    _pool: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def pool(self) -> Any:
+        """The executor for the stages: ``"auto"``, or the shared executor (created on first use)."""
+        if self.executor == "auto":
+            return "auto"
+        if self._pool is None:
+            from mixinfer.executors import get_executor
+
+            self._pool = get_executor(self.executor, self.workers, **self.executor_options)
+        return self._pool
+
+    def with_progress(self, progress: ProgressCallback) -> Runtime:
+        """The same runtime (cache and shared executor) reporting to another callback."""
+        other = replace(self, progress=progress)
+        other._pool = self.pool() if self.executor != "auto" else None
+        return other
+
+    def close(self) -> None:
+        """Shut down an executor this runtime created (a Dask cluster it started, a process pool)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __post_init__(self) -> None:
         if self.workers is not None and (
@@ -193,11 +229,18 @@ class Runtime:
         workers: int | None = None,
         executor: str = "auto",
         progress: ProgressCallback = noop,
+        dask: str | None = None,
     ) -> Runtime:
         """A runtime from the usual knobs: a cache directory (default: :func:`default_cache_dir`)
-        or none, or a ready cache object."""
+        or none, or a ready cache object; ``dask`` (a scheduler address, or ``local``) selects
+        the Dask executor."""
         if cache is None:
             cache = Cache((cache_dir or default_cache_dir()) if use_cache else None)
+        if dask is not None:
+            if not dask.strip():
+                raise OptionError("dask", "needs a scheduler address (tcp://HOST:8786) or 'local'")
+            return cls(cache=cache, workers=workers, executor="dask", progress=progress,
+                       executor_options={"address": dask})  # fmt: skip
         return cls(cache=cache, workers=workers, executor=executor, progress=progress)
 
 

@@ -77,6 +77,7 @@ def infer(
     use_cache: bool = True,
     cache: Cache | None = None,
     workers: int | None = None,
+    dask: str | None = None,
     progress: ProgressCallback = noop,
 ) -> InferenceResult:
     """Infer the training mixture of a BPE tokenizer from per-category sample text.
@@ -96,6 +97,8 @@ def infer(
         cache_dir / use_cache / cache: where word counts, traces and solutions are cached
             (default :func:`mixinfer.cache.default_cache_dir`), no cache, or a ready cache.
         workers: processes for counting and replay (default: all cores).
+        dask: run counting and replay on a Dask cluster: a scheduler address, or ``local``
+            (``pip install 'mixinfer[dask]'``).
         progress: called with :class:`mixinfer.progress.Progress` updates.
 
     Returns:
@@ -122,6 +125,7 @@ def infer(
     }
     options = options_from(options, **given)
     runtime = Runtime.create(
-        cache_dir=cache_dir, use_cache=use_cache, cache=cache, workers=workers, progress=progress
+        cache_dir=cache_dir, use_cache=use_cache, cache=cache, workers=workers, progress=progress, dask=dask
     )
-    return run(tokenizer, samples, options, runtime, truth=truth, base=base)
+    with runtime:
+        return run(tokenizer, samples, options, runtime, truth=truth, base=base)

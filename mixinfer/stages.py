@@ -217,6 +217,7 @@ def count(
         cache=runtime.cache,
         workers=runtime.workers,
         progress=runtime.progress,
+        executor=runtime.pool(),
     )
     return Counted(counts, words_keys(categories, pretok, options))
 
@@ -262,6 +263,7 @@ def replay(counted: Counted, prepared: Prepared, runtime: Runtime) -> list[Trace
         runtime.cache,
         workers=runtime.workers,
         progress=runtime.progress,
+        executor=runtime.pool(),
     )
 
 

@@ -297,3 +297,34 @@ def test_the_readme_library_example_runs(
     result = scope["result"]
     assert isinstance(result, mixinfer.InferenceResult)
     assert result.proportions == pytest.approx(scope["solution"].proportions)  # type: ignore[attr-defined]
+
+
+def test_dask_and_url_samples_give_the_same_answer(small_bpe_tokenizer_json: Path, samples: Path) -> None:
+    """--dask local (a LocalCluster) and a file:// URL as --samples change how, never what."""
+    pytest.importorskip("distributed")
+    base = ["infer", str(small_bpe_tokenizer_json), "--merges", "60", "--no-cache", "--format", "csv", "-q"]
+    plain = CliRunner().invoke(app, [*base, "--samples", str(samples)])
+    assert plain.exit_code == 0, plain.stderr
+    url = CliRunner().invoke(app, [*base, "--samples", samples.as_uri()])
+    assert url.exit_code == 0, url.stderr
+    assert url.stdout == plain.stdout
+    dask = CliRunner().invoke(app, [*base, "--samples", str(samples), "--dask", "local", "--workers", "2"])
+    assert dask.exit_code == 0, dask.stderr
+    assert dask.stdout == plain.stdout
+
+
+def test_a_runtime_shares_and_closes_its_executor() -> None:
+    closed = []
+
+    class Pool:
+        def close(self) -> None:
+            closed.append(True)
+
+    from mixinfer import executors
+
+    executors.register_executor("test-pool", lambda workers, **o: Pool())
+    with Runtime(executor="test-pool") as rt:
+        first = rt.pool()
+        assert rt.with_progress(lambda e: None).pool() is first
+    assert closed == [True]
+    assert Runtime().pool() == "auto"
