@@ -103,10 +103,20 @@ def test_a_character_device_is_refused_without_reading() -> None:
         load_tokenizer("/dev/zero")
 
 
-def test_a_fifo_is_refused_and_never_opened_for_reading(tmp_path: Path) -> None:
+def test_a_fifo_is_refused_and_never_opened_for_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fifo = tmp_path / "tokenizer.json"
     os.mkfifo(fifo)
     result: list[BaseException | None] = []
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))  # type: ignore[arg-type]
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
 
     def attempt() -> None:
         try:
@@ -125,6 +135,7 @@ def test_a_fifo_is_refused_and_never_opened_for_reading(tmp_path: Path) -> None:
             pass
         pytest.fail("loading a FIFO blocked")
     assert isinstance(result[0], TokenizerError) and "FIFO" in str(result[0])
+    assert str(fifo) not in opened
 
 
 def test_a_file_over_the_size_cap_is_refused_before_reading(tmp_path: Path) -> None:

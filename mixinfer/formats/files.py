@@ -2,9 +2,10 @@
 
 Every format reads through :func:`read_bytes` (or :func:`read_head` to sniff), so that a FIFO, a
 device (``/dev/zero``) or a socket given as the tokenizer is refused before anything is read from
-it, and no file larger than :data:`MAX_TOKENIZER_BYTES` is read into memory. The file is opened
-with ``O_NONBLOCK`` and checked with ``fstat`` on the open descriptor, so even a FIFO swapped in
-after the path was checked is never waited on.
+it (a ``stat`` of the path comes first: such a file is never even opened), and no file larger
+than :data:`MAX_TOKENIZER_BYTES` is read into memory. The file is then opened with ``O_NONBLOCK``
+and checked again with ``fstat`` on the open descriptor, so even a FIFO swapped in after the check
+is never waited on.
 """
 
 from __future__ import annotations
@@ -35,8 +36,30 @@ _KIND = {
 }
 
 
+def _refuse(path: Path, st: os.stat_result) -> None:
+    """Raise unless ``st`` is a regular file of at most :data:`MAX_TOKENIZER_BYTES`."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KIND.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise TokenizerError(
+            f"{path} is {kind}, not a tokenizer file; mixinfer reads tokenizers only from regular "
+            "files (save the tokenizer to a file and pass that)"
+        )
+    if st.st_size > MAX_TOKENIZER_BYTES:
+        raise TokenizerError(_too_large(path, st.st_size))
+
+
 def _open_regular(path: Path) -> tuple[int, int]:
-    """Open ``path`` for reading without blocking; return ``(fd, size)`` of a regular file."""
+    """Open ``path`` for reading without blocking; return ``(fd, size)`` of a regular file.
+
+    The path is checked with ``stat`` first, so a FIFO or device is never opened at all; the open
+    descriptor is checked again (``fstat``), in case the path was replaced in between.
+    """
+    try:
+        _refuse(path, os.stat(path))
+    except FileNotFoundError:
+        raise TokenizerNotFoundError(f"tokenizer not found: {path} does not exist") from None
+    except OSError as exc:
+        raise TokenizerError(f"cannot read {path}: {exc.strerror or exc}; check the path") from None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -50,16 +73,11 @@ def _open_regular(path: Path) -> tuple[int, int]:
     except OSError as exc:
         os.close(fd)
         raise TokenizerError(f"cannot read {path}: {exc.strerror or exc}; check the path") from None
-    if not stat.S_ISREG(st.st_mode):
+    try:
+        _refuse(path, st)
+    except TokenizerError:
         os.close(fd)
-        kind = _KIND.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise TokenizerError(
-            f"{path} is {kind}, not a tokenizer file; mixinfer reads tokenizers only from regular "
-            "files (save the tokenizer to a file and pass that)"
-        )
-    if st.st_size > MAX_TOKENIZER_BYTES:
-        os.close(fd)
-        raise TokenizerError(_too_large(path, st.st_size))
+        raise
     return fd, st.st_size
 
 
