@@ -116,7 +116,7 @@ def skipped_notes(got: Recovered, what: str) -> list[str]:
     return [
         f"{len(got.skipped)} token(s) of {what} cannot be built by merging two lower-ranked tokens "
         f"(tiktoken looks whole pieces up before BPE; the first is {token!r}, rank {rank}); they "
-        f"give no merge and are skipped. They sit between merges {first} and {last}: a run that "
-        f"uses {first} merges or fewer loses none, and one using T merges loses the skipped tokens "
-        "before position T (BPETokenizer.gaps_within(T))"
+        f"give no merge and are skipped. They sit between merges {first} and {last}: with "
+        f"--merges {first} or fewer none is missing; with more, the replayed merges lack the "
+        "skipped tokens that fall before that count"
     ]
