@@ -467,10 +467,11 @@ def build_traces(
     try:
         if executor is None or isinstance(executor, SerialExecutor):
             # In this process, with progress every few hundred merges rather than per category.
-            for i in todo:
+            for k, i in enumerate(todo):
                 base = done
+                label = f"category {k + 1}/{len(todo)}: {counts[i].category}"
 
-                def step(p: Progress, base: int = base, name: str = counts[i].category) -> None:
+                def step(p: Progress, base: int = base, name: str = label) -> None:
                     progress(Progress("replay", base + p.done, total, "merges", name))
 
                 traces[i] = cached_replay(
@@ -491,14 +492,15 @@ def build_traces(
                 _replay_job, jobs, initializer=_init_replay_worker, initargs=(table,)
             )
             with closing(results):
-                for k, trace in results:
+                for finished, (k, trace) in enumerate(results, start=1):
                     i = todo[k]
                     cache.store(
                         "trace", trace_key(keys[i], tok, merges), trace.to_arrays(), {"merges": merges}
                     )
                     traces[i] = trace
                     done += merges
-                    progress(Progress("replay", done, total, "merges", counts[i].category))
+                    detail = f"category {finished}/{len(todo)} done: {counts[i].category}"
+                    progress(Progress("replay", done, total, "merges", detail))
     finally:
         if owned is not None:
             owned.close()
