@@ -130,6 +130,13 @@ def prepare(tok: BPETokenizer, options: Options, base: TokenizerSource | None = 
         )
     if not 0 <= start < used:
         raise UsageError(f"--start-merge {start} must be at least 0 and below the merges used ({used})")
+    lost = cleaned.gaps_within(used) - cleaned.gaps_within(start)
+    if lost:
+        notes.append(
+            f"{lost} token(s) of the ranks that no merge of two lower-ranked tokens builds fall inside "
+            f"the constrained merges {start}..{used - 1} (tiktoken looks whole pieces up before BPE): "
+            f"that stretch has {lost} merge(s) fewer than ranks"
+        )
     return Prepared(cleaned, report, used, start, base_info, tuple(notes))
 
 
