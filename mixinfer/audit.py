@@ -278,6 +278,9 @@ def audit(
     clean: bool = True,
     normalize: str = "pairs",
     offline: bool | None = None,
+    bootstrap: int = 0,
+    confidence: float = 0.9,
+    seed: int = 0,
     groups: Mapping[str, str] | str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
@@ -295,7 +298,7 @@ def audit(
             inferred from the merges after the prefix it shares with the base.
         samples: the samples directory (default: the bundled samples).
         options: an :class:`~mixinfer.options.Options`, or the keywords ``merges`` ...
-            ``offline`` as for :func:`mixinfer.infer` (``time_limit`` applies to each LP).
+            ``seed`` as for :func:`mixinfer.infer` (``time_limit`` applies to each LP).
         groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
             does not name get the default group (:func:`mixinfer.groups.default_group`).
         cache_dir / use_cache / workers / dask: as for :func:`mixinfer.infer`.
@@ -320,6 +323,9 @@ def audit(
         clean=clean,
         normalize=normalize,
         offline=offline,
+        bootstrap=bootstrap,
+        confidence=confidence,
+        seed=seed,
     )
     t_start = time.monotonic()
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
