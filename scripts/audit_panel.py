@@ -62,15 +62,17 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--csv", type=Path, default=None, help="also write the long CSV here")
     parser.add_argument("--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared tokenizers folder")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        sys.exit(f"{SHARED} is not available")
+    shared = args.shared
+    if not shared.is_dir():
+        sys.exit(f"{shared} is not available")
 
     # Llama 3's new merges follow cl100k's 100,000: T new merges means 100,000 + T merges in all.
     specs = [
-        TokenizerSpec(str(SHARED / f), str(SHARED / b) if b else None, label)
+        TokenizerSpec(str(shared / f), str(shared / b) if b else None, label)
         for f, label, b, _ in PANEL
-        if (SHARED / f).exists()
+        if (shared / f).exists()
     ]
     t = time.monotonic()
     rows, lines = [], []
