@@ -36,6 +36,7 @@ from mixinfer.fastsplit import fast_split
 from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.samples import Category, ReadStats, iter_documents
+from mixinfer.sources import display_path
 
 # tokenizers warns (and disables its thread pool) in forked children; workers need no threads.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -275,7 +276,7 @@ def estimate_bytes(categories: Sequence[Category], max_bytes: int) -> int:
     """A rough total of the text to read (gzip assumed to compress 3x), for progress bars."""
     total = 0
     for cat in categories:
-        size = sum(f.size * (3 if f.path.name.endswith(".gz") else 1) for f in cat.files)
+        size = sum(f.size * (3 if f.compressed else 1) for f in cat.files)
         total += min(size, max_bytes)
     return total
 
@@ -358,9 +359,16 @@ def count_words(
         cat = categories[i]
         st = stats[i]
         if st.bytes == 0:
+            if max_bytes < 64 and any(f.size > 0 for f in cat.files):
+                # The budget cuts the first document at a character boundary: nothing is left.
+                raise SamplesError(
+                    f"--max-bytes {max_bytes} is too small to read any text of category '{cat.name}' "
+                    "(the budget ends inside its first character); use a budget of at least a few "
+                    "hundred kB, e.g. --max-bytes 500kB"
+                )
             raise SamplesError(
                 f"category '{cat.name}' has no readable text (files: {len(cat.files)}, all empty, "
-                f"binary or unreadable); add text or remove {cat.files[0].path.parent}"
+                f"binary or unreadable); add text or remove {display_path(cat.files[0].path.parent)}"
             )
         wc = WordCounts(cat.name, partial.pop(i), st.bytes, st.documents, st.warnings + cat.skipped)
         if cache.enabled:

@@ -328,3 +328,22 @@ def test_a_runtime_shares_and_closes_its_executor() -> None:
         assert rt.with_progress(lambda e: None).pool() is first
     assert closed == [True]
     assert Runtime().pool() == "auto"
+
+
+def test_a_budget_too_small_for_one_character_says_so(small_bpe_tokenizer_json: Path, tmp_path: Path) -> None:
+    samples = tmp_path / "s"
+    for name, text in (("greek", "αβγδ " * 100), ("en", "plain text " * 100)):
+        (samples / name).mkdir(parents=True)
+        (samples / name / "a.txt").write_text(text, encoding="utf-8")
+    args = [
+        "infer",
+        str(small_bpe_tokenizer_json),
+        "--samples",
+        str(samples),
+        "--max-bytes",
+        "1",
+        "--no-cache",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == EXIT_CODES[mixinfer.SamplesError]
+    assert "--max-bytes 1 is too small" in result.stderr and "Traceback" not in result.stderr
