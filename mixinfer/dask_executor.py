@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import suppress
@@ -58,6 +59,10 @@ def _run_job(
                 initializer(*initargs)
                 _INITIALISED.add(token)
     return fn(*job)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _distributed() -> Any:
@@ -99,14 +104,22 @@ class DaskExecutor:
         distributed = _distributed()
         try:
             if self.address in (None, "local"):
-                cluster = distributed.LocalCluster(
-                    n_workers=self.workers,
-                    threads_per_worker=1,
-                    processes=self.processes,
-                    dashboard_address=None,
-                    # A failing job is raised in the caller; the workers' own logs would repeat it.
-                    silence_logs=logging.CRITICAL,
-                )
+                # Worker processes start with SIGINT ignored (they inherit it): Ctrl-C in the
+                # terminal reaches the whole process group, and only this process should handle it
+                # (it closes the cluster); workers would otherwise print their own tracebacks.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+                try:
+                    cluster = distributed.LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=self.processes,
+                        dashboard_address=None,
+                        # A failing job is raised in the caller; the workers' own logs would repeat it.
+                        silence_logs=logging.CRITICAL,
+                    )
+                finally:
+                    if previous is not None:
+                        signal.signal(signal.SIGINT, previous)
                 self._owned.append(cluster)
                 self._client = distributed.Client(cluster)
             else:
