@@ -42,6 +42,7 @@ EXIT_CODES: dict[type[errors.MixinferError], int] = {
     errors.SolverError: 5,
     errors.CacheError: 6,
     errors.MissingDependencyError: 7,
+    errors.WorkerError: 8,
 }
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130

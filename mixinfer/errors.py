@@ -38,3 +38,7 @@ class SolverError(MixinferError):
 
 class MissingDependencyError(MixinferError):
     """An optional dependency is needed for this feature; the message names the pip extra."""
+
+
+class WorkerError(MixinferError):
+    """A worker process died or could not run a job (e.g. killed for lack of memory)."""

@@ -42,7 +42,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from mixinfer.errors import MixinferError
+from mixinfer.errors import WorkerError
 from mixinfer.options import OptionError
 
 R = TypeVar("R")
@@ -51,8 +51,6 @@ R = TypeVar("R")
 _JOIN_SECONDS = 5.0
 
 
-class WorkerError(MixinferError):
-    """A worker process stopped without finishing its job (e.g. killed by the out-of-memory killer)."""
 
 
 class Executor(Protocol):
