@@ -354,7 +354,11 @@ class Cache:
             raise self._read_error(exc, d) from exc
         if not found:
             return _EMPTY
-        strangers = self._strangers(found)
+        # Another process may have marked the folder between the marker check and the listing
+        # (a first write racing this one): look again before calling anything a stranger.
+        if any(e.name == MARKER_NAME for e in found) and self._read_marker():
+            return _MARKED
+        strangers = [s for s in self._strangers(found) if s != TAG_NAME]
         if not strangers:
             return _LEGACY
         shown = ", ".join(repr(s) for s in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
@@ -474,7 +478,9 @@ class Cache:
             except FileNotFoundError:
                 # The kind folder is new, or a clear removed it. If the cache folder itself is gone
                 # this raises FileNotFoundError again and store() starts over.
-                path.parent.mkdir(exist_ok=True)
+                # FileExistsError: made, and perhaps removed again, by a concurrent writer or clear.
+                with contextlib.suppress(FileExistsError):
+                    path.parent.mkdir(exist_ok=True)
                 fd = os.open(tmp, _CREATE_FLAGS, _CREATE_MODE)
         except FileNotFoundError:
             raise
