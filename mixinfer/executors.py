@@ -51,8 +51,6 @@ R = TypeVar("R")
 _JOIN_SECONDS = 5.0
 
 
-
-
 class Executor(Protocol):
     """Runs independent jobs, possibly in parallel, and yields their results as they complete.
 
