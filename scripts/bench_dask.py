@@ -84,7 +84,8 @@ def main() -> None:
             root = Path(tmp) / f"mb{mb}"
             make(root, mb, args.categories)
             total, serial, dask, same, mem = run(root)
-            one, two = f"{serial:.1f} s ({total / serial:.1f} MB/s)", f"{dask:.1f} s ({total / dask:.1f} MB/s)"
+            one = f"{serial:.1f} s ({total / serial:.1f} MB/s)"
+            two = f"{dask:.1f} s ({total / dask:.1f} MB/s)"
             rows.append(
                 f"| {args.categories} x {mb} MB | {total:.0f} MB | {one} | {two} | {serial / dask:.2f} | "
                 f"{'yes' if same else 'NO'} | {', '.join(f'{m:.0f}' for m in mem)} MB |"
