@@ -476,6 +476,33 @@ def _failed(
     )
 
 
+def read_intervals(path: str | os.PathLike[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """The ``low,high`` columns of a long audit CSV (written with ``--bootstrap``), or ``{}``.
+
+    Raises:
+        UsageError: the columns are there but a value is not a number.
+    """
+    p = Path(path)
+    rows = [r for r in csv.reader(io.StringIO(p.read_text(encoding="utf-8"))) if r]
+    if not rows:
+        return {}
+    header = [h.strip() for h in rows[0]]
+    if header[:6] != ["tokenizer", "category", "group", "proportion", "low", "high"]:
+        return {}
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) < 6 or not row[4] or not row[5]:
+            continue  # a tokenizer without intervals in a batch where others have them
+        try:
+            low, high = float(row[4]), float(row[5])
+        except ValueError:
+            raise UsageError(f"{p} line {lineno}: low/high {row[4]!r}, {row[5]!r} are not numbers") from None
+        if not (0.0 <= low <= high <= 1.0):
+            raise UsageError(f"{p} line {lineno}: [{low}, {high}] is not an interval within [0, 1]")
+        out.setdefault(row[0], {})[row[1]] = (low, high)
+    return out
+
+
 def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """Read an audit CSV (long or wide) back: ``({tokenizer: {column: proportion}}, groups)``.
 

@@ -18,6 +18,8 @@ from mixinfer.errors import MissingDependencyError, UsageError
 from mixinfer.groups import DEFAULT_GROUPS, group_categories, group_order, load_groups
 
 FORMATS = (".png", ".svg", ".pdf")
+WHISKER_MIN = 0.005
+"""Intervals narrower than this (half a point) are not drawn: they would be a dot."""
 ORIENTATIONS = ("horizontal", "vertical")
 # Segments at least this large get their percentage printed on them.
 LABEL_MIN = 0.05
@@ -141,6 +143,7 @@ def plot_mixtures(
     columns: Sequence[str] | None = None,
     title: str | None = None,
     orientation: str = "horizontal",
+    intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
 ) -> Path:
     """Draw one stacked bar per tokenizer and write it to ``output`` (``.png``, ``.svg``, ``.pdf``).
 
@@ -151,6 +154,8 @@ def plot_mixtures(
         title: the figure title.
         orientation: ``horizontal`` (bars left to right, tokenizers top to bottom) or
             ``vertical``.
+        intervals: ``{tokenizer: {segment: (low, high)}}``: each segment's interval is drawn as a
+            black whisker where the segment's far end could lie, given where it starts.
 
     Returns:
         The path written.
@@ -225,6 +230,21 @@ def plot_mixtures(
                     color=ink,
                     fontweight="bold",
                 )
+        for k, t in enumerate(labels):
+            iv = (intervals or {}).get(t, {}).get(col)
+            if iv is None or iv[1] - iv[0] < WHISKER_MIN or values[k] < LABEL_MIN / 2:
+                continue  # too narrow to see, or a sliver whose whisker would only clutter
+            lo, hi = starts[k] + iv[0], starts[k] + iv[1]
+            if horizontal:
+                ax.errorbar(
+                    (lo + hi) / 2, positions[k], xerr=(hi - lo) / 2, fmt="none", ecolor="black",
+                    elinewidth=1.0, capsize=3, zorder=3,
+                )  # fmt: skip
+            else:
+                ax.errorbar(
+                    positions[k], (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="black",
+                    elinewidth=1.0, capsize=3, zorder=3,
+                )  # fmt: skip
         starts = [s + v for s, v in zip(starts, values, strict=True)]
     if horizontal:
         ax.set_yticks(positions, labels)
@@ -253,6 +273,11 @@ def plot_mixtures(
         fontsize=9,
     )
     ax.set_title(title or "Inferred training mixtures", loc="left")
+    if intervals:
+        fig.text(
+            0.01, 0.005, "whiskers: bootstrap intervals of each segment, given where it starts",
+            fontsize=7, color="dimgray", ha="left", va="bottom",
+        )  # fmt: skip
     fig.tight_layout()
     try:
         _save_atomic(fig, path)
@@ -291,7 +316,7 @@ def plot_report(
     for a wide CSV by category the default grouping applies. A wide CSV already by group can
     only be drawn by group.
     """
-    from mixinfer.audit import read_report
+    from mixinfer.audit import read_intervals, read_report
 
     if by not in ("group", "category"):
         raise UsageError(f"unknown --by {by!r}; use group or category")
@@ -304,6 +329,7 @@ def plot_report(
         table, csv_groups = read_report(report)
     except csv.Error as exc:
         raise UsageError(f"{report} is not a valid audit report (CSV: {exc})") from None
+    intervals = read_intervals(report)
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     columns: list[str] = []
     for props in table.values():
@@ -316,11 +342,24 @@ def plot_report(
                 f"{report} holds group totals only; write the audit by category (the default, "
                 "or without --by group) to plot categories"
             )
-        return plot_mixtures(table, output, columns=columns, title=title, orientation=orientation)
+        return plot_mixtures(
+            table, output, columns=columns, title=title, orientation=orientation, intervals=intervals
+        )
     if already_groups:
         order = group_order(columns)
         return plot_mixtures(table, output, columns=order, title=title, orientation=orientation)
     cat_groups = {**csv_groups, **group_categories([c for c in columns if c not in csv_groups])}
     cat_groups.update({c: g for c, g in mapping.items() if c in cat_groups})
     grouped, order = group_table(table, cat_groups)
-    return plot_mixtures(grouped, output, columns=order, title=title, orientation=orientation)
+    # A group's interval: the sums of its categories' bounds, an envelope that holds whenever the
+    # categories' intervals do (wider than a group's own bootstrap interval would be).
+    group_iv: dict[str, dict[str, tuple[float, float]]] = {}
+    for t, per_cat in intervals.items():
+        for c, (lo, hi) in per_cat.items():
+            g = cat_groups.get(c)
+            if g is not None:
+                a, b = group_iv.setdefault(t, {}).get(g, (0.0, 0.0))
+                group_iv[t][g] = (min(1.0, a + lo), min(1.0, b + hi))
+    return plot_mixtures(
+        grouped, output, columns=order, title=title, orientation=orientation, intervals=group_iv
+    )

@@ -257,3 +257,27 @@ def test_report_that_is_not_text_or_not_a_file(tmp_path: Path, monkeypatch: pyte
         os.mkfifo(fifo)
         res = _plot(fifo, tmp_path / "m.png")  # would block forever if it were opened
         assert res.exit_code == 2 and "not a regular file" in res.stderr, res.output
+
+
+def test_intervals_of_an_audit_csv_are_read_and_drawn(tmp_path: Path) -> None:
+    from mixinfer.audit import read_intervals
+
+    report = tmp_path / "a.csv"
+    report.write_text(
+        "tokenizer,category,group,proportion,low,high\n"
+        "t1,en,English,0.6,0.5,0.7\nt1,code,Code,0.4,0.3,0.5\n"
+        "t2,en,English,0.2,,\nt2,code,Code,0.8,,\n",
+        encoding="utf-8",
+    )
+    assert read_intervals(report) == {"t1": {"en": (0.5, 0.7), "code": (0.3, 0.5)}}
+    for by in ("group", "category"):
+        out = tmp_path / f"{by}.png"
+        result = CliRunner().invoke(app, ["plot", str(report), "-o", str(out), "--by", by])
+        assert result.exit_code == 0, result.stderr
+        assert out.stat().st_size > 1000
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "tokenizer,category,group,proportion,low,high\nt,en,English,0.5,0.6,0.4\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(app, ["plot", str(bad), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "not an interval within [0, 1]" in result.stderr
