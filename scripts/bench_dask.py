@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sections import replace_section  # noqa: E402
 
 from mixinfer.counting import count_words  # noqa: E402
 from mixinfer.dask_executor import DaskExecutor  # noqa: E402
@@ -107,13 +110,7 @@ def main() -> None:
             END,
         ]
     )
-    text = args.benchmarks.read_text(encoding="utf-8")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    args.benchmarks.write_text(text, encoding="utf-8")
+    replace_section(args.benchmarks, START, END, block)
     print(block)
 
 

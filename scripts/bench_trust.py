@@ -27,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sections import replace_section  # noqa: E402
 
 from mixinfer.simulate import SimulationResult, SimulationSettings, simulate  # noqa: E402
 
@@ -131,14 +134,8 @@ def main() -> None:
             f"({boot / plain:.1f}x).",
         ]
     lines.append(END)
-    text = args.benchmarks.read_text(encoding="utf-8") if args.benchmarks.exists() else "# Benchmarks\n"
     block = "\n".join(lines) + "\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    args.benchmarks.write_text(text, encoding="utf-8")
+    replace_section(args.benchmarks, START, END, block)
     print(block)
 
 
