@@ -17,3 +17,5 @@ format:
 bench:
 	$(PY) scripts/bench_speed.py
 	$(PY) scripts/bench_accuracy.py
+	$(PY) scripts/bench_trust.py
+	$(PY) scripts/bench_dask.py
