@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mixinfer.errors import TokenizerError
+from mixinfer.pretokenizers import Pretokenizer
+from mixinfer.tokenizer import BPETokenizer
 
 MAX_SKIPPED_SHARE = 0.05
 """Above this share of skipped multi-byte tokens the ranks are refused as not BPE ranks."""
@@ -120,3 +122,19 @@ def skipped_notes(got: Recovered, what: str) -> list[str]:
         f"--merges {first} or fewer none is missing; with more, the replayed merges lack the "
         "skipped tokens that fall before that count"
     ]
+
+
+def ranks_tokenizer(
+    got: Recovered, *, source: str, pretokenizer: Pretokenizer, notes: list[str], fmt: str, counted: str
+) -> BPETokenizer:
+    """The byte-level tokenizer of recovered merges; ``counted`` says what was read ("128000
+    mergeable ranks") for the closing note."""
+    return BPETokenizer(
+        source=source,
+        merges=got.merges,
+        byte_level=True,
+        pretokenizer=pretokenizer,
+        notes=[*notes, f"merges recovered from {counted}"],
+        format=fmt,
+        gaps=got.gaps,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 from mixinfer.errors import TokenizerError
 from mixinfer.formats import files
 from mixinfer.formats.choose import for_ranks
-from mixinfer.formats.ranks import recover, skipped_notes
+from mixinfer.formats.ranks import ranks_tokenizer, recover, skipped_notes
 from mixinfer.tokenizer import BPETokenizer
 
 _MARKERS = (b'"token_bytes"', b'"default_num_special_tokens"', b'"default_vocab_size"')
@@ -108,13 +108,6 @@ def tokenizer_from_tekken(data: Any, *, source: str, origin: str | None = None) 
     got = recover(ranks, where)
     notes += skipped_notes(got, "the Tekken vocabulary")
     pre = for_ranks(got.merges, pattern, "the Tekken file", notes)
-    notes.append(f"merges recovered from {len(ranks)} ranks")
-    return BPETokenizer(
-        source=source,
-        merges=got.merges,
-        byte_level=True,
-        pretokenizer=pre,
-        notes=notes,
-        format="tekken",
-        gaps=got.gaps,
+    return ranks_tokenizer(
+        got, source=source, pretokenizer=pre, notes=notes, fmt="tekken", counted=f"{len(ranks)} ranks"
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from mixinfer.errors import TokenizerError
 from mixinfer.formats import files
 from mixinfer.formats.choose import for_ranks
-from mixinfer.formats.ranks import recover, skipped_notes
+from mixinfer.formats.ranks import ranks_tokenizer, recover, skipped_notes
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.tokenizer import BPETokenizer
 
@@ -120,15 +120,9 @@ class TiktokenFileFormat:
             pre = replace(chosen, reason=f"{chosen.reason}; chosen because {why}")
         else:
             pre = for_ranks(got.merges, None, "a tiktoken ranks file", notes)
-        notes.append(f"merges recovered from {len(ranks)} mergeable ranks")
-        return BPETokenizer(
-            source=source,
-            merges=got.merges,
-            byte_level=True,
-            pretokenizer=pre,
-            notes=notes,
-            format="tiktoken-file",
-            gaps=got.gaps,
+        counted = f"{len(ranks)} mergeable ranks"
+        return ranks_tokenizer(
+            got, source=source, pretokenizer=pre, notes=notes, fmt="tiktoken-file", counted=counted
         )
 
     def load(self, path: Path, source: str) -> BPETokenizer:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from mixinfer.errors import MissingDependencyError, TokenizerError, TokenizerNotFoundError
 from mixinfer.formats.choose import for_ranks
-from mixinfer.formats.ranks import recover, skipped_notes
+from mixinfer.formats.ranks import ranks_tokenizer, recover, skipped_notes
 from mixinfer.tokenizer import BPETokenizer
 
 PREFIX = "tiktoken:"
@@ -103,13 +103,7 @@ class TiktokenRegistry:
         got = recover(ranks, source)
         notes = skipped_notes(got, f"tiktoken {name}")
         pre = for_ranks(got.merges, pat, f"tiktoken {name}", notes)
-        notes.append(f"merges recovered from {len(ranks)} mergeable ranks")
-        return BPETokenizer(
-            source=source,
-            merges=got.merges,
-            byte_level=True,
-            pretokenizer=pre,
-            notes=notes,
-            format="tiktoken",
-            gaps=got.gaps,
+        counted = f"{len(ranks)} mergeable ranks"
+        return ranks_tokenizer(
+            got, source=source, pretokenizer=pre, notes=notes, fmt="tiktoken", counted=counted
         )
