@@ -74,16 +74,15 @@ def count_blocks(
 
 @dataclass
 class BootstrapResult:
-    """Replicate proportions and the percentile intervals they give.
+    """Replicate proportions, from which :meth:`around` builds the reported intervals.
 
     Attributes:
         replicates: how many replicates were solved (B).
         confidence: the interval's nominal coverage (e.g. 0.9).
         seed: the seed of the draws.
-        blocks: blocks per category (the resampling units: groups of documents).
-        proportions: ``(B, n)`` replicate proportions in bytes, categories in order.
-        intervals: category -> ``(low, high)``: the plain percentile intervals of the replicates
-            (the reported intervals are :meth:`around` the estimate).
+        blocks: blocks per category (the resampling units: groups of documents), in category
+            order.
+        proportions: ``(B, n)`` replicate proportions in bytes, categories in that order.
         statuses: each replicate's LP status.
         seconds: wall time of the whole bootstrap.
     """
@@ -93,13 +92,12 @@ class BootstrapResult:
     seed: int
     blocks: dict[str, int]
     proportions: np.ndarray
-    intervals: dict[str, tuple[float, float]]
     statuses: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def around(self, estimate: dict[str, float]) -> dict[str, tuple[float, float]]:
         """The reported intervals for the full-sample ``estimate`` (:func:`calibrated_intervals`)."""
-        return calibrated_intervals(list(self.intervals), self.proportions, estimate, self.confidence)
+        return calibrated_intervals(list(self.blocks), self.proportions, estimate, self.confidence)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bootstrap`` object of the JSON result."""
@@ -113,17 +111,6 @@ class BootstrapResult:
             "optimal": sum(s == "optimal" for s in self.statuses),
             "seconds": self.seconds,
         }
-
-
-def percentile_intervals(
-    names: Sequence[str], samples: np.ndarray, confidence: float
-) -> dict[str, tuple[float, float]]:
-    """Per category, the central ``confidence`` percentile interval of the replicate values."""
-    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
-    return {
-        n: (float(np.percentile(samples[:, i], lo)), float(np.percentile(samples[:, i], hi)))
-        for i, n in enumerate(names)
-    }
 
 
 def calibrated_intervals(
@@ -160,12 +147,10 @@ def bootstrap(
     if replicates < 1:
         raise UsageError(f"bootstrap needs at least 1 replicate, not {replicates}")
     t0 = time.monotonic()
-    names = [b.category for b in blocks]
     per_block: list[list[Trace]] = []
-    for i, b in enumerate(blocks):
+    for b in blocks:
         progress(Progress("bootstrap", 0, replicates, "replicates", f"block traces of {b.category}"))
         per_block.append(replay_blocks(b.words, table, merges))
-        del i
     out = np.zeros((replicates, len(blocks)))
     statuses: list[str] = []
     codes = table.merge_codes
@@ -197,7 +182,6 @@ def bootstrap(
         seed,
         {b.category: len(b.words) for b in blocks},
         out,
-        percentile_intervals(names, out, confidence),
         statuses,
         time.monotonic() - t0,
     )

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mixinfer import keys
-from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks, percentile_intervals
+from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks
 from mixinfer.bootstrap import bootstrap as run_bootstrap
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
@@ -433,7 +433,6 @@ def bootstrap(
             options.seed,
             {n: int(meta["blocks"][n]) for n in names},
             samples,
-            percentile_intervals(names, samples, options.confidence),
             list(meta["statuses"]),
             float(meta["seconds"]),
         )
