@@ -24,10 +24,20 @@ from rich.table import Table
 
 from mixinfer import __version__, errors
 from mixinfer.cache import Cache, default_cache_dir
-from mixinfer.options import DEFAULT_MERGES, NORMALIZE, UNITS, OptionError, Options, Runtime
+from mixinfer.options import (
+    DEFAULT_ATTACK_BYTES,
+    DEFAULT_MERGES,
+    DEFAULT_TRAIN_BYTES,
+    DEFAULT_VOCAB,
+    NORMALIZE,
+    SIMULATION_MERGES,
+    UNITS,
+    OptionError,
+    Options,
+    Runtime,
+)
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.report import InferenceResult, format_for, write_atomic
-from mixinfer.simulate import DEFAULT_ATTACK_BYTES, DEFAULT_TRAIN_BYTES, DEFAULT_VOCAB, SIMULATION_MERGES
 from mixinfer.tables import render_audit_table, render_simulation_table, render_table
 from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
 

@@ -29,6 +29,14 @@ NORMALIZE: tuple[str, ...] = get_args(Normalize)
 DEFAULT_MERGES = 30000
 """Leading merges used by ``infer`` and ``audit`` (the paper's T)."""
 
+# Simulation defaults (mixinfer.simulate.SimulationSettings), kept here with the other defaults so
+# that the CLI does not import the simulation machinery to declare its options.
+DEFAULT_TRAIN_BYTES = 30_000_000
+DEFAULT_ATTACK_BYTES = 2_000_000
+DEFAULT_VOCAB = 30_000
+SIMULATION_MERGES = 3_000
+"""The LP's T in simulations (the controlled setting of the accuracy grid), not infer's default."""
+
 
 class OptionError(UsageError):
     """An option has a value no run can use.

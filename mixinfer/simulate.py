@@ -55,7 +55,14 @@ import numpy as np
 from mixinfer import baselines, keys, stages
 from mixinfer.cache import Cache
 from mixinfer.errors import SamplesError, UsageError
-from mixinfer.options import Options, Runtime
+from mixinfer.options import (
+    DEFAULT_ATTACK_BYTES,
+    DEFAULT_TRAIN_BYTES,
+    DEFAULT_VOCAB,
+    SIMULATION_MERGES,
+    Options,
+    Runtime,
+)
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.report import InferenceResult
 from mixinfer.samples import (
@@ -93,12 +100,6 @@ CSV_COLUMNS = (
     "intervals",
 )
 """Columns of :meth:`SimulationResult.to_csv`, one row per trial and method."""
-
-DEFAULT_TRAIN_BYTES = 30_000_000
-DEFAULT_ATTACK_BYTES = 2_000_000
-DEFAULT_VOCAB = 30_000
-SIMULATION_MERGES = 3_000
-"""The LP's T in simulations (the controlled setting of the accuracy grid), not infer's default."""
 
 
 @dataclass(frozen=True)
