@@ -410,6 +410,10 @@ class MixtureLP:
         self.leaves = 1 << max(0, (self.steps - 1).bit_length())
         self.seg_lo = np.maximum(self.seg_start, start) - start
         self.seg_hi = self.seg_end - start
+        # Estimator hooks (see mixinfer.estimators): which pairs may compete with a merge (None:
+        # every pair; a bool per pair of :attr:`codes`) and each pair's slack cost (None: 1.0).
+        self.allowed: np.ndarray | None = None
+        self.pair_cost: np.ndarray | None = None
 
     @property
     def pairs(self) -> int:
@@ -530,7 +534,10 @@ class MixtureLP:
             node_min[inner] = np.minimum(node_min[2 * inner], node_min[2 * inner + 1])
             width //= 2
         y = seg_value - v_pair[self.seg_pair]
-        live = np.flatnonzero((self.seg_lo < self.seg_hi) & (y > TOLERANCE))
+        live_mask = (self.seg_lo < self.seg_hi) & (y > TOLERANCE)
+        if self.allowed is not None:
+            live_mask &= self.allowed[self.seg_pair]
+        live = np.flatnonzero(live_mask)
         which, nodes = self.cover(self.seg_lo[live], self.seg_hi[live])
         segs = live[which]
         thr = node_min[nodes]
@@ -641,14 +648,14 @@ class HighsBackend(_Backend):
     def columns(self) -> int:
         return self.ncols
 
-    def _add_cols(self, count: int, cost: float, upper: float | None = None) -> int:
-        """Append ``count`` columns in [0, upper]; return the index of the first."""
+    def _add_cols(self, count: int, cost: float | np.ndarray, upper: float | None = None) -> int:
+        """Append ``count`` columns in [0, upper] (``cost``: one or per column); return the first's index."""
         first = self.ncols
         if count:
             empty_i = np.zeros(0, dtype=np.int32)
             self.h.addCols(
                 count,
-                np.full(count, cost),
+                np.broadcast_to(np.asarray(cost, dtype=float), (count,)).copy(),
                 np.zeros(count),
                 np.full(count, self.inf if upper is None else upper),
                 0,
@@ -672,7 +679,8 @@ class HighsBackend(_Backend):
         lp = self.lp
         pairs = lp.seg_pair[segments]
         new_pairs = [p for p in np.unique(pairs).tolist() if p not in self.pair_col]
-        first = self._add_cols(len(new_pairs), 1.0)
+        cost = 1.0 if lp.pair_cost is None else lp.pair_cost[np.array(new_pairs, dtype=np.int64)]
+        first = self._add_cols(len(new_pairs), cost)
         for j, p in enumerate(new_pairs):
             self.pair_col[p] = first + j
         # z_s = sum_i alpha_i c[i, p, segment], defined once per segment and shared by its rows:
@@ -879,7 +887,8 @@ class PulpBackend(_Backend):
         for p in np.unique(pairs).tolist():
             if p not in self.pair_col:
                 self.pair_col[p] = var = self._new_var(f"p{p}", 0)
-                self.objective_terms.append(var)
+                cost = 1.0 if self.lp.pair_cost is None else float(self.lp.pair_cost[p])
+                self.objective_terms.append(var if cost == 1.0 else cost * var)
         counts = self.lp.segment_counts(segments).tolist()
         for p, node, row in zip(pairs.tolist(), nodes.tolist(), counts, strict=True):
             terms = [(a, -c) for a, c in zip(self.alpha, row, strict=True) if c != 0.0]

@@ -119,11 +119,14 @@ def _full_lp_objective(lp: MixtureLP) -> tuple[float, np.ndarray]:
 
     n, T, P = lp.n, lp.T, lp.pairs
     pairs = np.arange(P)
+    if lp.allowed is not None:
+        pairs = pairs[lp.allowed]
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
     ncols = n + T + P
-    cost = np.concatenate([np.zeros(n), np.ones(T + P)])
+    pair_cost = np.ones(P) if lp.pair_cost is None else lp.pair_cost
+    cost = np.concatenate([np.zeros(n), np.ones(T), pair_cost])
     upper = np.concatenate([np.ones(n), np.full(T + P, inf)])
     empty = np.zeros(0, dtype=np.int32)
     h.addCols(ncols, cost, np.zeros(ncols), upper, 0, empty, empty, np.zeros(0))
@@ -173,6 +176,24 @@ def test_lazy_lp_reaches_the_full_lp_optimum(
     assert result.rounds >= 1
     assert result.constraints < lp.T * lp.pairs  # lazily: far fewer rows than the full LP
     assert math.isclose(result.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_estimator_hooks_keep_the_lazy_lp_exact(
+    mixture_case: tuple[Path, Path, dict[str, float]], solver: str
+) -> None:
+    """Competitors restricted to some pairs, and per-pair slack costs: still the full LP's optimum."""
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=60)
+    rng = np.random.default_rng(7)
+    lp.allowed = rng.random(lp.pairs) < 0.6
+    lp.pair_cost = rng.uniform(0.5, 2.0, lp.pairs)
+    full_obj, _ = _full_lp_objective(lp)
+    result, _ = solve(lp, solver=solver, rows_per_round=300)
+    assert result.status == "optimal"
+    assert math.isclose(result.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
+    unrestricted, _ = _full_lp_objective(_lp_inputs(tok_path, samples, merges=60)[0])
+    assert full_obj != pytest.approx(unrestricted)  # the hooks change the problem
 
 
 def test_highspy_and_pulp_paths_agree(mixture_case: tuple[Path, Path, dict[str, float]]) -> None:
