@@ -268,6 +268,14 @@ BootstrapOpt = Annotated[
 ]
 ConfidenceOpt = Annotated[float, typer.Option("--confidence", help="Coverage of the bootstrap intervals.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")]
+EstimatorOpt = Annotated[
+    str,
+    typer.Option(
+        "--estimator",
+        help="How the mixture is read off the merges: lp (the paper's exact LP) or a variant for "
+        "mismatched samples (see mixinfer.estimators and BENCHMARKS.md).",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr unless it fails.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 GroupsOpt = Annotated[
@@ -407,6 +415,7 @@ def infer_command(
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,
+    estimator: EstimatorOpt = "lp",
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -430,6 +439,7 @@ def infer_command(
             bootstrap=bootstrap,
             confidence=confidence,
             seed=seed,
+            estimator=estimator,
         )
         target = check_output(output, inputs=[source, base, truth], folders=[samples])
         out_fmt = format_for(output, fmt)
@@ -528,6 +538,7 @@ def audit_command(
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,
+    estimator: EstimatorOpt = "lp",
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -552,6 +563,7 @@ def audit_command(
             bootstrap=bootstrap,
             confidence=confidence,
             seed=seed,
+            estimator=estimator,
         )
         out_fmt = _report_format(output, fmt)
         if by not in ("category", "group"):
@@ -746,6 +758,16 @@ def simulate_command(
     time_limit: TimeLimitOpt = None,
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
+    estimator: EstimatorOpt = "lp",
+    attack_samples: Annotated[
+        str | None,
+        typer.Option(
+            "--attack-samples",
+            help="Attack with these samples (same category names) instead of the held-out half of "
+            "--samples: the shift benchmark (scripts/shift_samples.py builds one).",
+            show_default="the other half of --samples",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -781,13 +803,15 @@ def simulate_command(
             time_limit=time_limit,
             bootstrap=bootstrap,
             confidence=confidence,
+            estimator=estimator,
         )
-        target = check_output(output, folders=[samples])
+        target = check_output(output, folders=[samples, attack_samples])
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = simulate(
                 samples,
                 settings,
+                attack_samples=attack_samples,
                 categories=_names("--categories", categories) or None,
                 exclude=_names("--exclude", exclude),
                 cache_dir=cache_dir,

@@ -77,11 +77,14 @@ def trace_key(words: str, tok: BPETokenizer, merges: int) -> str:
     return make_key("trace", words, merges_key(tok, merges), merges)
 
 
-def solution_key(trace_keys: Sequence[str], start_merge: int, solver: str, normalize: str) -> str:
+def solution_key(
+    trace_keys: Sequence[str], start_merge: int, solver: str, normalize: str, estimator: str = "lp"
+) -> str:
     """The cache key of an optimal LP solution: a pure function of its traces and settings.
 
     Trace keys fix the words (and so the bytes read) and the merges replayed, so a solution can be
-    found before any word count or trace is loaded.
+    found before any word count or trace is loaded. The estimator is part of it: one estimator's
+    answer must never be returned for another's.
     """
     from mixinfer.solver import LP_FORMULATION  # here: the solver imports replay, which imports keys
 
@@ -93,6 +96,7 @@ def solution_key(trace_keys: Sequence[str], start_merge: int, solver: str, norma
         start_merge,
         solver,
         normalize,
+        *([] if estimator == "lp" else [estimator]),  # lp keeps the keys of earlier versions
     )
 
 

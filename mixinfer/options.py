@@ -86,6 +86,8 @@ class Options:
             interval (:mod:`mixinfer.bootstrap`).
         confidence: the intervals' nominal coverage, in (0, 1).
         seed: the seed of the bootstrap draws.
+        estimator: how the mixture is read off the traces, a name of
+            :data:`mixinfer.estimators.ESTIMATORS` (``lp``: the paper's exact LP).
     """
 
     merges: int = DEFAULT_MERGES
@@ -101,6 +103,7 @@ class Options:
     bootstrap: int = 0
     confidence: float = 0.9
     seed: int = 0
+    estimator: str = "lp"
 
     def __post_init__(self) -> None:
         _positive_int("merges", self.merges, "merges")
@@ -146,6 +149,12 @@ class Options:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise OptionError("seed", f"must be a non-negative integer, not {self.seed!r}")
+        from mixinfer.estimators import ESTIMATORS  # here: estimators import the solver
+
+        if self.estimator not in ESTIMATORS:
+            raise OptionError(
+                "estimator", f"must be one of {', '.join(ESTIMATORS)}, not {self.estimator!r}"
+            )
         if self.pretokenizer is not None:
             from mixinfer.pretokenizers import PRESETS
 

@@ -71,6 +71,7 @@ def infer(
     bootstrap: int = 0,
     confidence: float = 0.9,
     seed: int = 0,
+    estimator: str = "lp",
     truth: str | os.PathLike[str] | dict[str, float] | None = None,
     base: str | os.PathLike[str] | BPETokenizer | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -87,7 +88,7 @@ def infer(
         samples: a directory with one sub-directory of text per category; default: the bundled
             samples.
         options: an :class:`~mixinfer.options.Options` object; when given, the keyword options
-            below (``merges`` ... ``seed``) must be left at their defaults. Each keyword is
+            below (``merges`` ... ``estimator``) must be left at their defaults. Each keyword is
             documented on :class:`~mixinfer.options.Options`.
         truth: a true mixture (mapping or JSON file) to compare against; by default a
             ``truth.json`` beside a local tokenizer file is used when present (a malformed one
@@ -122,6 +123,7 @@ def infer(
         "bootstrap": bootstrap,
         "confidence": confidence,
         "seed": seed,
+        "estimator": estimator,
     }
     options = options_from(options, **given)
     runtime = Runtime.create(

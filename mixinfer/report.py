@@ -123,6 +123,8 @@ class InferenceResult:
             "unit": self.unit,
             "max_bytes": self.max_bytes,
             "solver": self.solver,
+            # Which estimator read the mixture off the merges (mixinfer.estimators; lp: the exact LP).
+            "estimator": self.solver.get("estimator", "lp"),
             "timing": self.timing,
             "samples": {
                 c: {"bytes": s.bytes, "documents": s.documents, "words": s.words}

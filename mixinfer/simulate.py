@@ -7,7 +7,11 @@ This reproduces the structure of Table 1 of Hayase et al. (2024). For each trial
    trials);
 2. split every category's documents into a *training* part and an *attack* part, disjoint and
    deterministic: documents in reading order alternate, even positions train, odd positions attack
-   (:data:`SPLIT_RULE`; each part is then used in a fixed pseudo-random order);
+   (:data:`SPLIT_RULE`; each part is then used in a fixed pseudo-random order). With
+   ``attack_samples`` (the *shift* benchmark) a category trains on all documents of ``samples``
+   and is attacked with all documents of the category of the same name in ``attack_samples``
+   (:data:`SHIFT_RULE`): e.g. man pages against gettext catalogues, or code of other projects
+   (``scripts/shift_samples.py`` builds such a pair of folders from the bundled samples);
 3. train a HF ``tokenizers`` BPE (pretokenizer ``Sequence([Digits(individual_digits=False),
    ByteLevel(add_prefix_space=False, use_regex=True)])`` -- the ``default`` preset -- with the
    256-byte initial alphabet) on the weighted mixture of the training parts: ``weight *
@@ -86,6 +90,11 @@ part is then put in a fixed pseudo-random order (seeded by the category name), s
 the attack bytes takes a spread-out subset rather than the first files; each trial feeds the
 training part in its own pseudo-random order (seeded by the seed, the trial and the name)."""
 
+SHIFT_RULE = "whole-samples-v1"
+"""With ``attack_samples``: every document of a ``samples`` category trains, every document of the
+same category in ``attack_samples`` attacks (attack order pseudo-random, as with
+:data:`SPLIT_RULE`)."""
+
 CSV_COLUMNS = (
     "trial",
     "method",
@@ -121,6 +130,8 @@ class SimulationSettings:
         solver / time_limit: passed to :func:`mixinfer.infer` for the LP.
         bootstrap / confidence: LP intervals from this many document-bootstrap replicates, and
             their nominal coverage; the summary reports how often they cover the truth.
+        estimator: how the LP method turns traces into a mixture (a name of
+            :data:`mixinfer.estimators.ESTIMATORS`; ``lp`` is the exact LP).
     """
 
     n: int
@@ -137,6 +148,7 @@ class SimulationSettings:
     time_limit: float | None = None
     bootstrap: int = 0
     confidence: float = 0.9
+    estimator: str = "lp"
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values that cannot be simulated."""
@@ -184,6 +196,9 @@ class SimulationSettings:
             raise UsageError(f"--bootstrap must be 0 (none) or at least 2 replicates, not {self.bootstrap}")
         if not 0 < self.confidence < 1:
             raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.9), not {self.confidence}")
+        from mixinfer.estimators import check_estimator
+
+        check_estimator(self.estimator)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dictionary."""
@@ -202,6 +217,7 @@ class SimulationSettings:
             "time_limit": self.time_limit,
             "bootstrap": self.bootstrap,
             "confidence": self.confidence,
+            "estimator": self.estimator,
             "split": SPLIT_RULE,
         }
 
@@ -300,6 +316,7 @@ class SimulationResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    attack_samples: str | None = None
 
     def summary(self) -> list[MethodSummary]:
         """Per method (in the order of ``settings.methods``): statistics of ``log10`` MSE."""
@@ -366,9 +383,13 @@ class SimulationResult:
         def num(x: float) -> float | None:
             return x if math.isfinite(x) else None
 
+        settings = self.settings.to_dict()
+        if self.attack_samples is not None:
+            settings["split"] = SHIFT_RULE
         return {
-            "settings": self.settings.to_dict(),
+            "settings": settings,
             "samples": self.samples,
+            "attack_samples": self.attack_samples,
             "pool": self.pool,
             "summary": [
                 {
@@ -466,12 +487,22 @@ class CategorySplit:
         train: the training documents.
         attack_dir: a directory holding only the attack documents (one JSONL file), usable as a
             category sub-directory of a samples directory.
+        attack_fingerprint: the fingerprint of the category the attack documents came from (the
+            same as ``fingerprint`` unless attack samples are separate).
+        rule: how training and attack documents were chosen (:data:`SPLIT_RULE` or
+            :data:`SHIFT_RULE`); part of every cache key built from the split.
     """
 
     name: str
     fingerprint: str
     train: list[str]
     attack_dir: Path
+    attack_fingerprint: str = ""
+    rule: str = SPLIT_RULE
+
+    def __post_init__(self) -> None:
+        if not self.attack_fingerprint:
+            self.attack_fingerprint = self.fingerprint
 
     @property
     def train_size(self) -> int:
@@ -619,9 +650,12 @@ class _Simulator:
         categories: dict[str, Category],
         cache: Cache,
         workdir: Path,
+        attack_categories: dict[str, Category] | None = None,
     ) -> None:
         self.s = settings
         self.categories = categories
+        self.attack_categories = attack_categories
+        self.rule = SPLIT_RULE if attack_categories is None else SHIFT_RULE
         self.cache = cache
         self.workdir = workdir
         self.splits: dict[str, CategorySplit] = {}
@@ -636,24 +670,40 @@ class _Simulator:
         if name in self.splits:
             return self.splits[name]
         cat = self.categories[name]
+        docs = self._documents(cat)
+        if self.attack_categories is not None:
+            other = self.attack_categories[name]
+            train, attack = docs, self._documents(other)
+            if not train or not attack:
+                raise SamplesError(
+                    f"category '{name}' has no text in the "
+                    f"{'training samples' if not train else 'attack samples'}; give it documents "
+                    f"there or leave it out with --exclude {name}"
+                )
+            attack_fingerprint = other.fingerprint()
+        else:
+            if len(docs) < 2:
+                raise SamplesError(
+                    f"category '{name}' has {len(docs)} document(s); a simulation needs at least 2 "
+                    f"to split into disjoint training and attack parts: put its text in several "
+                    f"files (one document each) or in a .jsonl file with one record per document"
+                )
+            train, attack = split_documents(docs)
+            attack_fingerprint = ""
+        attack_dir = self.workdir / "pool" / name
+        write_attack_sample(attack_dir, shuffled(attack, "attack", name))
+        split = CategorySplit(name, cat.fingerprint(), train, attack_dir, attack_fingerprint, self.rule)
+        self.splits[name] = split
+        self.split_sizes[name] = split.train_size
+        return split
+
+    def _documents(self, cat: Category) -> list[str]:
         stats = ReadStats()
         docs = list(iter_documents(cat, unit="document", stats=stats))
         for w in stats.warnings + cat.skipped:
             if w not in self.warnings:
                 self.warnings.append(w)
-        if len(docs) < 2:
-            raise SamplesError(
-                f"category '{name}' has {len(docs)} document(s); a simulation needs at least 2 "
-                f"to split into disjoint training and attack parts: put its text in several "
-                f"files (one document each) or in a .jsonl file with one record per document"
-            )
-        train, attack = split_documents(docs)
-        attack_dir = self.workdir / "pool" / name
-        write_attack_sample(attack_dir, shuffled(attack, "attack", name))
-        split = CategorySplit(name, cat.fingerprint(), train, attack_dir)
-        self.splits[name] = split
-        self.split_sizes[name] = split.train_size
-        return split
+        return docs
 
     def attack_texts(self, name: str) -> list[str]:
         """The attack units of a category, within the byte cap, exactly as inference reads them."""
@@ -668,7 +718,7 @@ class _Simulator:
         """Train (or load) the mixture tokenizer: ``(json, cache key, bytes fed, seconds)``."""
         budgets = {c: int(round(weights[c] * self.s.train_bytes)) for c in names}
         key = keys.simulated_tokenizer_key(
-            SPLIT_RULE,
+            self.rule,
             self.version,
             self.s.vocab,
             self.s.unit,
@@ -702,7 +752,7 @@ class _Simulator:
         """
         split = self.split(name)
         key = keys.reference_tokenizer_key(
-            SPLIT_RULE, self.version, self.s.vocab, self.s.unit, name, split.fingerprint
+            self.rule, self.version, self.s.vocab, self.s.unit, name, split.fingerprint
         )
         hit = _load_text(self.cache, "sim-tokenizer", key)
         if hit is not None:
@@ -730,12 +780,13 @@ class _Simulator:
             bootstrap=self.s.bootstrap,
             confidence=self.s.confidence,
             seed=self.s.seed,
+            estimator=self.s.estimator,
         )
         timer = stages.Timer()
         tok = tokenizer_from_json(json.loads(tokenizer_json), source=f"simulated tokenizer (trial {trial})")
         prepared = stages.prepare(tok, options)
         timer.lap("clean")
-        content = {c: keys.attack_content_key(SPLIT_RULE, c, self.split(c).fingerprint) for c in names}
+        content = {c: keys.attack_content_key(self.rule, c, self.split(c).attack_fingerprint) for c in names}
         pretok = prepared.tok.pretokenizer
         words = [keys.texts_words_key(content[c], pretok, options.max_bytes, options.unit) for c in names]
         solution = stages.lookup(names, words, prepared, options, runtime)
@@ -769,8 +820,8 @@ class _Simulator:
             self.s.attack_bytes,
             self.s.unit,
             name,
-            self.split(name).fingerprint,
-            SPLIT_RULE,
+            self.split(name).attack_fingerprint,
+            self.rule,
         )
         hit = self.cache.load("sim-counts", key)
         if hit is not None:
@@ -790,6 +841,7 @@ def simulate(
     samples: str | os.PathLike[str] | None,
     settings: SimulationSettings,
     *,
+    attack_samples: str | os.PathLike[str] | None = None,
     categories: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
@@ -803,6 +855,10 @@ def simulate(
         samples: a samples directory (one sub-directory per category); default: the bundled
             ``data_samples/general``.
         settings: see :class:`SimulationSettings`.
+        attack_samples: another samples directory to attack with (the shift benchmark): each
+            category then trains on all of ``samples`` and is attacked with the category of the
+            same name here; the pool is the categories found in both (default: none, documents
+            of ``samples`` alternate between training and attack).
         categories: restrict the pool to these category names (default: all).
         exclude: leave these categories out of the pool.
         cache_dir / use_cache: the on-disk cache (trained tokenizers, token counts, word counts,
@@ -830,6 +886,23 @@ def simulate(
             f"--categories/--exclude; {where} has: {', '.join(sorted(found))}"
         )
     pool = sorted(c for c in dict.fromkeys(wanted) if c not in set(exclude))
+    attack_found: dict[str, Category] | None = None
+    attack_where: str | None = None
+    shift_notes: list[str] = []
+    if attack_samples is not None:
+        attack_where, attack_categories = stages.samples(attack_samples)
+        attack_found = {c.name: c for c in attack_categories}
+        missing = [c for c in pool if c not in attack_found]
+        if categories and missing:
+            raise UsageError(
+                f"--categories names {', '.join(missing)}, which --attack-samples {attack_where} does "
+                f"not have; it has: {', '.join(sorted(attack_found))}"
+            )
+        if missing:
+            shift_notes.append(
+                f"left out of the pool: {', '.join(missing)} (not in the attack samples {attack_where})"
+            )
+        pool = [c for c in pool if c in attack_found]
     if len(pool) < settings.n:
         raise UsageError(
             f"--n {settings.n} needs at least {settings.n} categories, but the pool has "
@@ -859,7 +932,13 @@ def simulate(
 
     workdir = Path(tempfile.mkdtemp(prefix="mixinfer-simulate-"))
     try:
-        sim = _Simulator(s, {c: found[c] for c in pool}, cache, workdir)
+        sim = _Simulator(
+            s,
+            {c: found[c] for c in pool},
+            cache,
+            workdir,
+            None if attack_found is None else {c: attack_found[c] for c in pool},
+        )
         for trial in range(s.trials):
             step(trial, "training tokenizer")
             names, weights = draw_mixture(pool, s.n, s.seed, trial)
@@ -970,7 +1049,8 @@ def simulate(
         notes.append(
             f"attack samples are smaller than --attack-bytes {s.attack_bytes:,} where a "
             f"category's attack part is: {min(sizes):,} to {max(sizes):,} bytes per category "
-            f"(mean {np.mean(sizes):,.0f}); the attack part is half of each category's documents"
+            f"(mean {np.mean(sizes):,.0f}); the attack part is "
+            + ("its attack samples" if attack_found is not None else "half of each category's documents")
         )
     repeats = [info.train_bytes[c] / max(split_sizes[c], 1) for info in infos for c in info.categories]
     if repeats and max(repeats) > 1:
@@ -980,4 +1060,6 @@ def simulate(
             f"--train-bytes {s.train_bytes:,}"
         )
     timing["total"] = time.monotonic() - t0
-    return SimulationResult(s, where, pool, records, infos, notes, warnings, timing)
+    return SimulationResult(
+        s, where, pool, records, infos, shift_notes + notes, warnings, timing, attack_where
+    )

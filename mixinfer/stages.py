@@ -27,6 +27,7 @@ from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
+from mixinfer.estimators import estimate
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
@@ -34,7 +35,6 @@ from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth, validate_truth
 from mixinfer.samples import Category
 from mixinfer.solver import LPDetails, MixtureLP
-from mixinfer.solver import solve as solve_lp
 from mixinfer.sources import open_samples
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
@@ -307,7 +307,9 @@ def words_keys(categories: Sequence[Category], pretok: Pretokenizer, options: Op
 def _solution_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
     # The words keys fix the words and so the bytes read; the merges key fixes the traces.
     traces = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in words]
-    return keys.solution_key(traces, prepared.start_merge, options.solver, options.normalize)
+    return keys.solution_key(
+        traces, prepared.start_merge, options.solver, options.normalize, options.estimator
+    )
 
 
 def lookup(
@@ -367,7 +369,14 @@ def solve(
     # round (the starting point is returned, marked time_limit), so small limits are honoured.
     limit = options.time_limit
     remaining = None if limit is None else max(limit - (time.monotonic() - t), 0.0)
-    result, notes = solve_lp(lp, solver=options.solver, time_limit=remaining, progress=runtime.progress)
+    result, notes = estimate(
+        options.estimator,
+        lp,
+        all_merge_codes=codes,
+        solver=options.solver,
+        time_limit=remaining,
+        progress=runtime.progress,
+    )
     warnings = sample_warnings + list(getattr(result, "warnings", []))
     if result.status == "time_limit":
         warnings.append(
@@ -390,6 +399,7 @@ def solve(
         "pairs": lp.pairs,
         "max_violation": result.max_violation,
         "normalize": options.normalize,
+        "estimator": options.estimator,
         "solver_seconds": result.seconds,
     }
     diagnostics = diagnose(lp, result, names, table)

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,88 @@ def test_tee_feature_and_random_estimate() -> None:
     a = baselines.random_estimate(["x", "y", "z"], np.random.default_rng([1, 2]))
     b = baselines.random_estimate(["x", "y", "z"], np.random.default_rng([1, 2]))
     assert a == b and math.isclose(sum(a.values()), 1.0) and min(a.values()) > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The shift benchmark (issue 15): attack samples from another folder
+
+
+def _attack_folder(root: Path, lang_samples: Path, names: Sequence[str], keep: int) -> Path:
+    """Categories ``names`` of ``lang_samples`` rewritten as one JSONL each (their last ``keep``
+    documents): other files, other fingerprints, same category names."""
+    from mixinfer.samples import discover, iter_documents
+
+    cats = {c.name: c for c in discover(lang_samples)}
+    for name in names:
+        docs = list(iter_documents(cats[name]))[-keep:]
+        (root / name).mkdir(parents=True)
+        (root / name / "attack.jsonl").write_text(
+            "".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8"
+        )
+    return root
+
+
+def test_attack_samples_replace_the_held_out_half(lang_samples: Path, tmp_path: Path) -> None:
+    wide = _attack_folder(tmp_path / "wide", lang_samples, ["de", "en", "fr"], keep=40)
+    narrow = _attack_folder(tmp_path / "narrow", lang_samples, ["de", "en", "fr"], keep=3)
+    settings = SimulationSettings(
+        n=2, trials=2, train_bytes=300_000, attack_bytes=100_000, vocab=556, merges=200,
+        methods=("lp", "tc"), seed=7,
+    )  # fmt: skip
+    cache = tmp_path / "cache"
+    runs = {
+        name: simulate(lang_samples, settings, attack_samples=folder, cache_dir=cache, workers=1)
+        for name, folder in (("wide", wide), ("narrow", narrow))
+    }
+    for res in runs.values():
+        assert res.pool == ["de", "en", "fr"]  # ru has no attack sample: left out, and said so
+        assert any("ru" in n and "attack samples" in n for n in res.notes), res.notes
+        assert res.attack_samples is not None and res.to_dict()["settings"]["split"] == "whole-samples-v1"
+    # The attack texts are the attack folder's: three documents are far fewer bytes than forty.
+    assert runs["narrow"].mean_attack_bytes() < runs["wide"].mean_attack_bytes()
+    # Same tokenizers (training depends only on --samples), other answers: nothing of one attack
+    # folder's cached LP answers was returned for the other.
+    assert [t.tokenizer_key for t in runs["narrow"].trials] == [t.tokenizer_key for t in runs["wide"].trials]
+    estimates = {name: [r.estimate for r in res.records if r.method == "lp"] for name, res in runs.items()}
+    assert estimates["narrow"] != estimates["wide"]
+    again = simulate(lang_samples, settings, attack_samples=narrow, cache_dir=cache, workers=1)
+    assert [r.estimate for r in again.records if r.method == "lp"] == estimates["narrow"]
+    # In-domain tokenizers are trained on half the documents: other keys than the shifted ones.
+    indomain = simulate(lang_samples, settings, categories=["de", "en", "fr"], cache_dir=cache, workers=1)
+    assert {t.tokenizer_key for t in indomain.trials}.isdisjoint(t.tokenizer_key for t in again.trials)
+
+
+def test_attack_samples_must_hold_the_requested_categories(lang_samples: Path, tmp_path: Path) -> None:
+    folder = _attack_folder(tmp_path / "a", lang_samples, ["de", "en"], keep=2)
+    code, output = run_cli(
+        ["--samples", str(lang_samples), "--attack-samples", str(folder), "--categories", "de,ru",
+         *TINY[2:], "--n", "2", "--no-cache"]
+    )  # fmt: skip
+    assert code == EXIT_CODES[UsageError], output
+    assert "ru" in output and "--attack-samples" in " ".join(output.split())
+
+
+def test_shift_split_of_the_bundled_samples_is_by_source() -> None:
+    """scripts/shift_samples.py: languages train on man pages only, attack with the rest; code
+    projects are never on both sides; the split is a function of the manifest."""
+    import sys
+
+    manifest = BUNDLED.parent / "MANIFEST.json"
+    if not manifest.is_file():
+        pytest.skip("bundled samples are not built")
+    sys.path.insert(0, str(BUNDLED.parents[1] / "scripts"))
+    from shift_samples import project, sides
+
+    cats = json.loads(manifest.read_text(encoding="utf-8"))["categories"]
+    de = cats["general/de"]["files"]
+    source = {f["file"]: f["source"] for f in de}
+    train, attack = sides(de, "man-vs-rest")
+    assert train and attack and not set(train) & set(attack)
+    assert all(source[f].startswith("/usr/share/man/") for f in train)
+    assert all(source[f].startswith("/usr/share/locale/") for f in attack)
+    py = cats["programming/python"]["files"]
+    source = {f["file"]: f["source"] for f in py}
+    train, attack = sides(py, "projects")
+    assert train and attack and len(train) + len(attack) == len(py)
+    assert not {project(source[f]) for f in train} & {project(source[f]) for f in attack}
+    assert sides(py, "projects") == (train, attack)

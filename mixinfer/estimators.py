@@ -1,0 +1,190 @@
+"""Estimators: how the mixture is read off the traces (``--estimator NAME``).
+
+Every estimator starts from the same :class:`mixinfer.solver.MixtureLP` (the paper's constraints
+over the traces) and returns a :class:`mixinfer.solver.SolveResult`. The default, ``lp``, is the
+exact LP of the paper, unchanged. The others are variants meant to survive samples that do not
+match the tokenizer's training text (issue 15): they use the LP's two estimator hooks,
+:attr:`MixtureLP.allowed` (which pairs may compete with a merge) and :attr:`MixtureLP.pair_cost`
+(each pair's slack cost), and may solve more than once. Each is measured on matched and shifted
+samples in BENCHMARKS.md (the robustness section), which says which one is the default and why.
+
+The registry :data:`ESTIMATORS` maps a name to an :class:`Estimator`; :func:`check_estimator`
+validates a name (the CLI's ``--estimator``, :class:`mixinfer.options.Options`), and
+:func:`estimate` runs one. An estimator's name is part of the solution cache key
+(:func:`mixinfer.keys.solution_key`), so one estimator's answer is never returned for another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mixinfer.errors import UsageError
+from mixinfer.progress import ProgressCallback, noop
+from mixinfer.solver import SCALE, MixtureLP, SolveResult, solve
+
+DEFAULT_ESTIMATOR = "lp"
+
+# -- settings of the variants (chosen on the benchmark, see BENCHMARKS.md) ------------------------
+
+# ``support``: a pair competes only when some category's sample holds it at least this many times
+# (raw count, at its most frequent over the constrained steps).
+MIN_SUPPORT = 20
+# ``trim``: after a first solve, the pairs carrying the largest slacks are dropped from the
+# competitors until this share of the total pair slack is gone, and the LP is solved again.
+TRIM_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an estimator may use beyond the LP.
+
+    Attributes:
+        all_merge_codes: pair codes of *every* merge of the tokenizer, in order (the LP holds only
+            the first T); ``None`` when unknown.
+        solver / time_limit / progress: passed to :func:`mixinfer.solver.solve`.
+    """
+
+    all_merge_codes: np.ndarray | None = None
+    solver: str = "auto"
+    time_limit: float | None = None
+    progress: ProgressCallback = noop
+
+
+Run = Callable[[MixtureLP, Context], tuple[SolveResult, list[str]]]
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A named way to estimate the mixture: ``run(lp, context) -> (result, notes)``."""
+
+    name: str
+    summary: str
+    run: Run
+
+
+def _solve(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
+    return solve(lp, solver=ctx.solver, time_limit=ctx.time_limit, progress=ctx.progress)
+
+
+def _exact(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
+    lp.allowed, lp.pair_cost = None, None
+    return _solve(lp, ctx)
+
+
+def support(lp: MixtureLP) -> np.ndarray:
+    """Per pair of ``lp.codes``, the largest raw count any category's sample holds of it over the
+    constrained steps (counts are stored per :data:`SCALE` units; this undoes the scaling)."""
+    best = np.zeros(lp.pairs)
+    first = np.maximum(lp.seg_start, lp.start)
+    live = lp.seg_lo < lp.seg_hi  # segments that touch a constrained step
+    for i in range(lp.n):
+        onehot = np.zeros(lp.n)
+        onehot[i] = 1.0
+        raw = lp.segment_values(onehot) * lp.units[i] / SCALE
+        np.maximum.at(best, lp.seg_pair[live], raw[live])
+    del first
+    return best
+
+
+def merged_pairs(lp: MixtureLP, all_merge_codes: np.ndarray | None, *, within_t: bool) -> np.ndarray:
+    """A bool per pair of ``lp.codes``: is it a merge of the tokenizer (within the first T, or
+    anywhere in its merge list)?"""
+    allowed = np.zeros(lp.pairs, dtype=bool)
+    allowed[lp.merge_pair] = True
+    if not within_t and all_merge_codes is not None:
+        codes = np.asarray(all_merge_codes, dtype=np.int64)
+        idx = np.searchsorted(lp.codes, codes)
+        idx = np.clip(idx, 0, max(lp.pairs - 1, 0))
+        hit = lp.codes[idx] == codes if lp.pairs else np.zeros(len(codes), bool)
+        allowed[idx[hit]] = True
+    return allowed
+
+
+def _merged(within_t: bool) -> Run:
+    def run(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
+        lp.allowed = merged_pairs(lp, ctx.all_merge_codes, within_t=within_t)
+        lp.pair_cost = None
+        return _solve(lp, ctx)
+
+    return run
+
+
+def _support(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
+    lp.allowed = support(lp) >= MIN_SUPPORT
+    lp.pair_cost = None
+    return _solve(lp, ctx)
+
+
+def _trim(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
+    lp.allowed, lp.pair_cost = None, None
+    first, notes = _solve(lp, ctx)
+    details = first.details
+    if first.status != "optimal" or details is None or not len(details.pair_slack):
+        return first, notes
+    slack = details.pair_slack
+    order = np.argsort(-slack, kind="stable")
+    total = float(slack.sum())
+    if total <= 0:
+        return first, notes
+    covered = np.cumsum(slack[order]) / total
+    drop = order[: int(np.searchsorted(covered, TRIM_SHARE)) + 1]
+    drop = drop[slack[drop] > 0]
+    allowed = np.ones(lp.pairs, dtype=bool)
+    allowed[np.searchsorted(lp.codes, details.pair_codes[drop])] = False
+    lp.allowed = allowed
+    second, more = _solve(lp, ctx)
+    second.rounds += first.rounds
+    second.seconds += first.seconds
+    return second, notes + [n for n in more if n not in notes]
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    e.name: e
+    for e in (
+        Estimator("lp", "the paper's LP, exact (every pair competes with every merge)", _exact),
+        Estimator(
+            "merged",
+            "only pairs the tokenizer merges (anywhere in its merge list) compete with a merge",
+            _merged(within_t=False),
+        ),
+        Estimator(
+            "merged-t", "only pairs among the first T merges compete with a merge", _merged(within_t=True)
+        ),
+        Estimator(
+            "support",
+            f"only pairs some sample holds at least {MIN_SUPPORT} times compete with a merge",
+            _support,
+        ),
+        Estimator(
+            "trim",
+            f"solve, drop the pairs carrying {TRIM_SHARE:.0%} of the pair slack, solve again",
+            _trim,
+        ),
+    )
+}
+"""Every estimator, by name (``--estimator``)."""
+
+
+def check_estimator(name: object) -> str:
+    """``name`` if it names an estimator; otherwise :class:`UsageError` listing the names."""
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise UsageError(f"unknown --estimator {name!r}; use one of {', '.join(ESTIMATORS)}")
+    return name
+
+
+def estimate(
+    name: str,
+    lp: MixtureLP,
+    *,
+    all_merge_codes: np.ndarray | None = None,
+    solver: str = "auto",
+    time_limit: float | None = None,
+    progress: ProgressCallback = noop,
+) -> tuple[SolveResult, list[str]]:
+    """Run estimator ``name`` on ``lp``: the result (proportions in the LP's units) and notes."""
+    est = ESTIMATORS[check_estimator(name)]
+    ctx = Context(all_merge_codes, solver, time_limit, progress)
+    return est.run(lp, ctx)
