@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from mixinfer import keys, pretokenizers
+from mixinfer import executors, keys, pretokenizers
 from mixinfer.cache import Cache
-from mixinfer.errors import SamplesError
-from mixinfer.executors import Executor, ProcessExecutor, SerialExecutor, get_executor
+from mixinfer.errors import MixinferError, SamplesError
+from mixinfer.executors import Executor, ProcessExecutor, Reducer, SerialExecutor, get_executor
 from mixinfer.fastsplit import fast_split
 from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
-from mixinfer.samples import Category, ReadStats, iter_documents
-from mixinfer.sources import display_path
+from mixinfer.samples import Category, ReadStats, SampleFile, iter_documents
+from mixinfer.sources import FilePart, display_path, file_parts, iter_part_documents
 
 # tokenizers warns (and disables its thread pool) in forked children; workers need no threads.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -153,6 +153,32 @@ class WordCounts:
         return cls(category, words, int(meta["bytes"]), int(meta["documents"]), meta["warnings"])
 
 
+@dataclass
+class PartSummary:
+    """What counting one file or part found, without its words (small: sent to the client).
+
+    Attributes:
+        stats: bytes and documents read, warnings, whether the budget ended in it.
+        cap: the budget it was read with.
+        error: a :class:`~mixinfer.errors.MixinferError` reading it raised, if any (returned, not
+            raised: the caller decides whether the run reads that far).
+        error_at: bytes read before the error.
+    """
+
+    stats: ReadStats
+    cap: int
+    error: MixinferError | None = None
+    error_at: int = 0
+
+
+@dataclass
+class PartCount:
+    """The words of one file or part and its :class:`PartSummary` (stays on a cluster's worker)."""
+
+    words: dict[bytes, int]
+    summary: PartSummary
+
+
 class _Counter:
     """Pretokenizes text; built once per process from a :class:`Pretokenizer`."""
 
@@ -239,13 +265,20 @@ def _init_worker(pretok: Pretokenizer) -> None:
     _WORKER = _Counter(pretok)
 
 
-def _work_category(category: Category, max_bytes: int, unit: str) -> tuple[dict[bytes, int], ReadStats]:
+def _work_unit(f: SampleFile, part: FilePart | None, cap: int, unit: str) -> PartCount:
+    """One job: count one file, or one part of it, read as if ``cap`` bytes of budget were left."""
     assert _WORKER is not None
     stats = ReadStats()
     words: dict[bytes, int] = {}
-    for batch in _batches(iter_documents(category, max_bytes=max_bytes, unit=unit, stats=stats)):
-        _merge(words, _WORKER.count(batch))
-    return words, stats
+    error: MixinferError | None = None
+    try:
+        for batch in _batches(iter_part_documents(f, part, max_bytes=cap, unit=unit, stats=stats)):
+            _merge(words, _WORKER.count(batch))
+    except MixinferError as exc:
+        # Not raised here: whether reading gets this far depends on the files before this one,
+        # which only the caller knows (a damaged record past the budget is never read).
+        error = exc
+    return PartCount(words, PartSummary(stats, cap, error, stats.bytes))
 
 
 def _batches(texts: Iterable[str]) -> Iterable[list[str]]:
@@ -265,6 +298,33 @@ def _merge(into: dict[bytes, int], part: dict[bytes, int]) -> None:
     get = into.get
     for word, n in part.items():
         into[word] = get(word, 0) + n
+
+
+def _words_of(value: PartCount | dict[bytes, int] | None) -> dict[bytes, int]:
+    if value is None:
+        return {}
+    return value.words if isinstance(value, PartCount) else value
+
+
+def _merged(a: PartCount | dict[bytes, int], b: PartCount | dict[bytes, int]) -> dict[bytes, int]:
+    """The sum of two partial counts, as a new dict (runs on workers: never changes its inputs)."""
+    x, y = _words_of(a), _words_of(b)
+    if len(x) < len(y):
+        x, y = y, x
+    out = dict(x)
+    _merge(out, y)
+    return out
+
+
+def _merge_into(a: PartCount | dict[bytes, int], b: PartCount | dict[bytes, int]) -> dict[bytes, int]:
+    """The sum of two partial counts, updating ``a`` (the client's own running total)."""
+    x = _words_of(a)
+    _merge(x, _words_of(b))
+    return x
+
+
+def _summary_of(result: PartCount) -> PartSummary:
+    return result.summary
 
 
 def count_key(category: Category, pretok: Pretokenizer, max_bytes: int, unit: str) -> str:
@@ -294,11 +354,16 @@ def count_words(
 ) -> list[WordCounts]:
     """Count the words of every category, reading each within ``max_bytes``.
 
-    Categories found in the cache are loaded; the rest are counted one job per category on
-    ``executor`` (an :class:`~mixinfer.executors.Executor`, or a registry name for
+    Categories found in the cache are loaded; the rest are counted on ``executor`` (an
+    :class:`~mixinfer.executors.Executor`, or a registry name for
     :func:`~mixinfer.executors.get_executor`; the caller closes an executor it passes). By default
     (``None`` or ``"auto"``) they are counted in ``workers`` processes (default: all cores) when
     there is enough text to pay for starting them, else in this process.
+
+    In this process (``serial``) a category is read straight through. Otherwise every file, and
+    every part of a large file (:func:`~mixinfer.sources.file_parts`), is one job, and the budget
+    is applied afterwards so that the result is exactly the straight read's: see
+    :func:`_count_in_units`.
     """
     cache = cache or Cache(None)
     results: dict[int, WordCounts] = {}
@@ -337,20 +402,10 @@ def count_words(
                     done += sum(len(t) for t in batch)
                     progress(Progress("count", done, total, "bytes", categories[i].name))
         elif todo:
-            # One job per category: workers read and count a whole category each, so the parent
-            # neither reads text nor merges partial counts and every worker stays busy. Largest
-            # categories first, so the last job to finish is a short one.
-            order = sorted(todo, key=lambda i: -estimate_bytes([categories[i]], max_bytes))
-            jobs = [(categories[i], max_bytes, unit) for i in order]
-            results_iter = executor.map_unordered(
-                _work_category, jobs, initializer=_init_worker, initargs=(pretok,)
-            )
-            with closing(results_iter):
-                for k, (words, st) in results_iter:
-                    i = order[k]
-                    partial[i], stats[i] = words, st
-                    done += st.bytes
-                    progress(Progress("count", done, total, "bytes", categories[i].name))
+            for i, (words, st) in _count_in_units(
+                [categories[i] for i in todo], pretok, max_bytes, unit, executor, total, progress
+            ).items():
+                partial[todo[i]], stats[todo[i]] = words, st
     finally:
         if owned is not None:
             owned.close()
@@ -381,6 +436,223 @@ def count_words(
         results[i] = wc
     progress(Progress("count", total, total, "bytes"))
     return [results[i] for i in range(len(categories))]
+
+
+# Files larger than this are split into parts (JSONL byte ranges cut at records, Parquet row
+# groups), each one job: one large file then keeps every worker busy.
+_PART_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One job's share of a category: a file, or a part of one, in reading order."""
+
+    file_index: int
+    file: SampleFile
+    part: FilePart | None
+    estimate: int  # bytes of text it may hold (compressed files: 3x), for scheduling
+
+
+def _units(category: Category) -> list[_Unit]:
+    units: list[_Unit] = []
+    for k, f in enumerate(category.files):
+        parts = file_parts(f, _PART_BYTES)
+        if parts is None:
+            units.append(_Unit(k, f, None, _estimate(f, f.size)))
+        else:
+            units.extend(
+                _Unit(k, f, p, _estimate(f, min(p.end, f.size) - p.start if p.kind == "bytes" else 0))
+                for p in parts
+            )
+    if any(u.part is not None and u.part.kind == "rows" for u in units):
+        # Row groups carry no byte range: share the file's size among its parts.
+        share: dict[int, int] = {}
+        for u in units:
+            share[u.file_index] = share.get(u.file_index, 0) + 1
+        units = [
+            _Unit(u.file_index, u.file, u.part, _estimate(u.file, u.file.size // share[u.file_index]))
+            if u.part is not None and u.part.kind == "rows"
+            else u
+            for u in units
+        ]
+    return units
+
+
+def _estimate(f: SampleFile, size: int) -> int:
+    return size * (3 if f.name.endswith((".gz", ".zst")) else 1)
+
+
+def _acceptable(summary: PartSummary, unit: _Unit, left: int) -> bool:
+    """Whether a unit counted with ``summary.cap`` of budget gives what reading it with ``left``
+    (``<= cap``) gives, which is what the straight read of the category finds there.
+
+    Read with the same budget, it is the same computation. With more: the same documents come in
+    the same order, so when the larger budget was not used up and what was read stays below
+    ``left``, the smaller one reads the same documents to the same end (and meets the same error at
+    the same point). A text file is one document read only up to its budget, and a binary check
+    looks at what was read; it is taken only when it was read whole (text longer than ``left``
+    means it was not) and gave text.
+    """
+    st = summary.stats
+    if summary.cap == left:
+        return True
+    if st.exhausted:
+        return False
+    if unit.file.kind == "txt":
+        return summary.error is None and 0 < st.bytes < left
+    if summary.error is not None:
+        return summary.error_at < left
+    return st.bytes < left
+
+
+class _Walk:
+    """One category's units taken in reading order as their counts arrive: the budget carried from
+    unit to unit as a straight read carries it, each unit's count taken or sent back for a
+    recount with the exact budget left (see :func:`_acceptable`)."""
+
+    def __init__(self, position: int, category: Category, budget: int, reducer: Reducer) -> None:
+        self.position = position
+        self.category = category
+        self.units = _units(category)
+        self.k = 0  # the next unit to take
+        self.left = budget  # the budget left where unit k starts
+        self.stats = ReadStats()
+        self.reducer = reducer
+        self.results: dict[int, tuple[PartSummary, Any]] = {}
+        self.stopped_file = -1  # a file whose rest is skipped (an over-long JSONL record)
+        self.taken_estimate = 0
+        self.error: MixinferError | None = None
+        self.done = budget <= 0 or not self.units
+
+    def jobs(self) -> list[tuple[int, int]]:
+        """The units to count next and the budget to count each with: unit k with the exact
+        budget left, then the following ones (with the same, larger-or-equal budget) while the
+        text they probably hold fits in it."""
+        if self.done:
+            return []
+        ratio = self.stats.bytes / self.taken_estimate if self.taken_estimate else 1.0
+        out = [(self.k, self.left)]
+        expected = self.units[self.k].estimate * ratio
+        for j in range(self.k + 1, len(self.units)):
+            if expected >= self.left:
+                break
+            if j in self.results:
+                expected += self.results[j][0].stats.bytes
+            else:
+                out.append((j, self.left))
+                expected += self.units[j].estimate * ratio
+        return out
+
+    def arrived(self, j: int, summary: PartSummary, handle: Any) -> int:
+        """Record unit j's count; take every unit now ready in order. Returns the bytes taken."""
+        before = self.stats.bytes
+        if not self.done:
+            self.results[j] = (summary, handle)
+        while not self.done and self.k in self.results:
+            unit = self.units[self.k]
+            summary, handle = self.results.pop(self.k)
+            if unit.file_index == self.stopped_file:
+                self._next()
+                continue
+            if not _acceptable(summary, unit, self.left):
+                break  # counted again with the exact budget in the next round
+            if summary.error is not None:
+                # The straight read stops here; the caller raises the first category's error.
+                self.error = summary.error
+                self.done = True
+                self.results.clear()
+                break
+            st = summary.stats
+            self.stats.bytes += st.bytes
+            self.stats.documents += st.documents
+            self.stats.replaced_chars += st.replaced_chars
+            self.stats.warnings.extend(st.warnings)
+            self.taken_estimate += unit.estimate
+            self.reducer.add(handle)
+            if st.exhausted:
+                self.done = True
+                self.results.clear()  # releases counts past the budget
+                break
+            self.left -= st.bytes
+            if st.file_stopped:
+                self.stopped_file = unit.file_index
+            self._next()
+        return self.stats.bytes - before
+
+    def _next(self) -> None:
+        self.k += 1
+        if self.k == len(self.units):
+            self.done = True
+
+
+def _count_in_units(
+    categories: Sequence[Category],
+    pretok: Pretokenizer,
+    max_bytes: int,
+    unit: str,
+    executor: Executor,
+    total: int,
+    progress: ProgressCallback,
+) -> dict[int, tuple[dict[bytes, int], ReadStats]]:
+    """Count categories one job per file or file part; the same counts as reading each straight.
+
+    How the budget stays exact: a unit's text depends on the budget left where it starts, which
+    depends on every unit before it. So units are counted speculatively, each with the budget left
+    at the first unit not yet taken (an upper bound), in parallel; then, per category, in reading
+    order, a unit's count is taken when :func:`_acceptable` shows that the true budget left there
+    gives the same text, and the budget left shrinks by its bytes. The first unit that fails is
+    counted again with the exact budget left (a second, short round: usually the one unit in
+    which the budget ends, per category). Units are scheduled only while the text they probably
+    hold (file size, 3x for compressed files, corrected by what earlier units held) fits in the
+    budget, so a category much larger than its budget is not read whole. Taken counts are merged
+    by a :func:`~mixinfer.executors.reducer` (on a cluster: a tree of merge tasks on the
+    workers, so the client receives one dict per category; locally: as they arrive).
+    """
+    walks: list[_Walk] = []
+    for i, cat in enumerate(categories):
+        budget = max_bytes if cat.max_bytes is None else min(max_bytes, cat.max_bytes)
+        walks.append(_Walk(i, cat, budget, executors.reducer(executor, _merged, merge_into=_merge_into)))
+    # Largest categories first, so the last jobs to finish are short ones; units in reading order.
+    order = sorted(walks, key=lambda w: -estimate_bytes([w.category], max_bytes))
+    done = 0
+    try:
+        while True:
+            plan = [(w, j, cap) for w in order for j, cap in w.jobs()]
+            if not plan:
+                break
+            jobs = [(w.units[j].file, w.units[j].part, cap, unit) for w, j, cap in plan]
+            results = executors.map_kept(
+                executor,
+                _work_unit,
+                jobs,
+                summarize=_summary_of,
+                initializer=_init_worker,
+                initargs=(pretok,),
+            )
+            with closing(results):
+                for index, summary, handle in results:
+                    walk, j, _ = plan[index]
+                    taken = walk.arrived(j, summary, handle)
+                    if taken:
+                        done += taken
+                        progress(Progress("count", done, total, "bytes", walk.category.name))
+                    if walk.error is not None:
+                        # The straight read raises the first error in category order: categories
+                        # after this one no longer matter.
+                        for w in walks[walk.position + 1 :]:
+                            w.done = True
+                            w.results.clear()
+                    if all(w.done for w in walks):
+                        break  # closing the iteration cancels speculative jobs still running
+        failed = [w for w in walks if w.error is not None]
+        if failed:
+            raise failed[0].error  # type: ignore[misc]
+        return {w.position: (_words_of(w.reducer.result()), w.stats) for w in walks}
+    except BaseException:
+        for w in walks:
+            w.results.clear()
+            w.reducer.cancel()
+        raise
 
 
 def count_documents(texts: Iterable[str], pretok: Pretokenizer) -> dict[bytes, int]:

@@ -3,7 +3,14 @@
 It keeps the contract of :mod:`mixinfer.executors` (see there): one ``client.submit`` per job,
 results yielded as they complete (``as_completed``), the first job error raised in the caller with
 its type and the other jobs cancelled, and everything cancelled when the iteration is closed early
-(``break``, an exception, Ctrl-C).
+(``break``, an exception, Ctrl-C). A job whose workers keep dying (``KilledWorker``) is a
+:class:`~mixinfer.errors.WorkerError`, exit 8, as a dead local worker process is.
+
+It also keeps results on the workers (:meth:`DaskExecutor.map_kept`, :meth:`DaskExecutor.reducer`,
+see :func:`mixinfer.executors.map_kept`): counting sends one task per file or file part, the client
+receives only each task's summary (bytes, documents, warnings), and the partial word counts it
+takes are merged pairwise by tasks on the workers (:class:`TreeReducer`), so only one dict per
+category comes back.
 
 The initializer's arguments (a pretokenizer, a token table) are scattered to every worker once per
 :meth:`DaskExecutor.map_unordered` call, not sent with each job, and the initializer runs once per
@@ -31,7 +38,7 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mixinfer.errors import MissingDependencyError, UsageError
+from mixinfer.errors import MissingDependencyError, UsageError, WorkerError
 from mixinfer.executors import register_executor
 
 R = TypeVar("R")
@@ -73,6 +80,63 @@ def _distributed() -> Any:
             "the dask executor needs dask.distributed; run: pip install 'mixinfer[dask]'"
         ) from exc
     return dask.distributed
+
+
+def _result(future: Any) -> Any:
+    """A future's result; a job whose workers kept dying is a :class:`WorkerError` (exit 8)."""
+    try:
+        return future.result()
+    except _distributed().KilledWorker as exc:
+        raise WorkerError(
+            f"Dask workers died while running a job ({exc}); this usually means they ran out of "
+            f"memory: give the workers more memory, lower --max-bytes or use fewer workers per "
+            f"machine, then run again"
+        ) from exc
+
+
+class TreeReducer:
+    """Merges futures' results on the workers in a binary tree, as they are added.
+
+    Like a binary counter: level ``n`` holds at most one future, the merge of ``2**n`` added
+    results; adding a second at a level submits their merge, which moves up one level. Merges run
+    while later jobs still count, every merge is of two values of about the same size, and the
+    client receives only the final value (one ``result()``), never the partial ones.
+    """
+
+    def __init__(self, client: Any, merge: Callable[[Any, Any], Any]) -> None:
+        self.client = client
+        self.merge = merge
+        self.levels: list[Any] = []
+
+    def add(self, handle: Any) -> None:
+        """Add a future (of a job result or of a merge)."""
+        carry = handle
+        for level, held in enumerate(self.levels):
+            if held is None:
+                self.levels[level] = carry
+                return
+            self.levels[level] = None
+            carry = self.client.submit(self.merge, held, carry, pure=False)
+        self.levels.append(carry)
+
+    def result(self) -> Any:
+        """Merge what is left (at most one future per level) and fetch the one merged value."""
+        pending = [f for f in self.levels if f is not None]
+        self.levels = []
+        if not pending:
+            return None
+        carry = pending[0]
+        for other in pending[1:]:
+            carry = self.client.submit(self.merge, carry, other, pure=False)
+        return _result(carry)
+
+    def cancel(self) -> None:
+        """Cancel the merges still held."""
+        pending = [f for f in self.levels if f is not None]
+        self.levels = []
+        if pending:
+            with suppress(Exception):
+                self.client.cancel(pending)
 
 
 class DaskExecutor:
@@ -168,12 +232,63 @@ class DaskExecutor:
         finished = False
         try:
             for future in distributed.as_completed(futures):
-                yield index[future.key], future.result()
+                yield index[future.key], _result(future)
             finished = True
         finally:
             if not finished:
                 client.cancel(futures)
             self._futures = []
+
+    def map_kept(
+        self,
+        fn: Callable[..., R],
+        jobs: Iterable[Sequence[Any]],
+        *,
+        summarize: Callable[[R], Any],
+        initializer: Callable[..., object] | None = None,
+        initargs: Sequence[Any] = (),
+    ) -> Generator[tuple[int, Any, Any], None, None]:
+        """Submit ``fn(*job)`` for every job and ``summarize`` of each result as a task after it;
+        yield ``(index, summary, future of the result)`` as summaries complete.
+
+        Results stay on the workers: only summaries come back. A future the caller drops is
+        released by the cluster; one it keeps goes to :meth:`reducer`.
+        """
+        todo = [tuple(job) for job in jobs]
+        if not todo:
+            return
+        client = self._get_client()
+        distributed = _distributed()
+        token = secrets.token_hex(8)
+        shared = client.scatter(list(initargs), broadcast=True) if initargs else []
+        futures: list[Any] = [
+            client.submit(
+                _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"
+            )
+            for i, job in enumerate(todo)
+        ]
+        summaries = [
+            client.submit(summarize, f, pure=False, key=f"mixinfer-{token}-{i}-summary")
+            for i, f in enumerate(futures)
+        ]
+        index = {s.key: i for i, s in enumerate(summaries)}
+        self._futures = futures + summaries
+        finished = False
+        try:
+            for summary in distributed.as_completed(summaries):
+                i = index[summary.key]
+                value = _result(summary)
+                handle, futures[i] = futures[i], None  # the caller's now: its reference keeps it
+                yield i, value, handle
+            finished = True
+        finally:
+            if not finished:
+                client.cancel([f for f in futures + summaries if f is not None])
+            self._futures = []
+
+    def reducer(self, merge: Callable[[Any, Any], Any]) -> TreeReducer:
+        """A reducer merging futures pairwise on the workers (see :class:`TreeReducer`)."""
+        return TreeReducer(self._get_client(), merge)
 
     def close(self) -> None:
         """Cancel running jobs; close the client and the local cluster if this executor started them."""

@@ -35,12 +35,12 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from mixinfer.errors import WorkerError
 from mixinfer.options import OptionError
@@ -400,6 +400,109 @@ def _sigint_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if caught:
             signal.raise_signal(signal.SIGINT)
+
+
+# -- results kept where they were computed, merged in a tree -----------------------------------------
+#
+# Counting splits a category into many jobs (files, parts of files) whose results (word counts) are
+# summed. A cluster should not send every partial result to the client: :func:`map_kept` yields a
+# small *summary* of each result (computed where the result is) and a *handle* to it, and a
+# :func:`reducer` merges the handles the caller chooses where they live (on a cluster: pairwise merge
+# tasks on the workers, a tree), so only the merged result comes back. An executor offers this by
+# having ``map_kept`` and ``reducer`` methods (the dask executor does); for any other, the result
+# is its own handle and the reducer merges in this process as handles are added.
+
+
+class Reducer(Protocol):
+    """Merges the results behind handles from :func:`map_kept` (in any order: ``merge`` must be
+    commutative and associative)."""
+
+    def add(self, handle: Any) -> None:
+        """Merge the result behind ``handle`` in (possibly later, possibly elsewhere)."""
+        ...
+
+    def result(self) -> Any:
+        """The merge of everything added (``None`` when nothing was), here in this process."""
+        ...
+
+    def cancel(self) -> None:
+        """Drop everything added and any merge still running."""
+        ...
+
+
+class LocalReducer:
+    """Merges results in this process as they are added: a flat merge, holding one running value.
+
+    ``merge(a, b)`` returns a new value; ``merge_into(a, b)``, when given, may update and return
+    ``a`` (the reducer owns it), which avoids a copy per merge.
+    """
+
+    def __init__(
+        self, merge: Callable[[Any, Any], Any], merge_into: Callable[[Any, Any], Any] | None = None
+    ) -> None:
+        self._merge = merge_into or merge
+        self._value: Any = None
+        self._empty = True
+
+    def add(self, handle: Any) -> None:
+        """Merge ``handle`` (a result) into the running value."""
+        if self._empty:
+            self._value, self._empty = handle, False
+        else:
+            self._value = self._merge(self._value, handle)
+
+    def result(self) -> Any:
+        """The running value."""
+        return self._value
+
+    def cancel(self) -> None:
+        """Forget the running value."""
+        self._value, self._empty = None, True
+
+
+def map_kept(
+    executor: Executor,
+    fn: Callable[..., R],
+    jobs: Iterable[Sequence[Any]],
+    *,
+    summarize: Callable[[R], Any],
+    initializer: Callable[..., object] | None = None,
+    initargs: Sequence[Any] = (),
+) -> Generator[tuple[int, Any, Any], None, None]:
+    """Run ``fn(*job)`` for every job; yield ``(index, summarize(result), handle)`` as jobs complete.
+
+    ``summarize`` is a module-level function (it may run on a worker). The handle is for
+    :func:`reducer`'s ``add``; dropping it releases the result. The error and early-close
+    behaviour is :meth:`Executor.map_unordered`'s.
+    """
+    method = getattr(executor, "map_kept", None)
+    if method is not None:
+        results: Generator[tuple[int, Any, Any], None, None] = method(
+            fn, jobs, summarize=summarize, initializer=initializer, initargs=initargs
+        )
+        with closing(results):
+            yield from results
+        return
+    with closing(executor.map_unordered(fn, jobs, initializer=initializer, initargs=initargs)) as plain:
+        for index, result in plain:
+            yield index, summarize(result), result
+
+
+def reducer(
+    executor: Executor,
+    merge: Callable[[Any, Any], Any],
+    *,
+    merge_into: Callable[[Any, Any], Any] | None = None,
+) -> Reducer:
+    """A :class:`Reducer` for handles of :func:`map_kept` on ``executor``.
+
+    ``merge`` (module-level, pure: it may run on a worker, on stored results) combines two results
+    or merged values; ``merge_into`` is its in-place form for a merge in this process.
+    """
+    method = getattr(executor, "reducer", None)
+    if method is not None:
+        return cast(Reducer, method(merge))
+    return LocalReducer(merge, merge_into)
 
 
 # -- the registry -------------------------------------------------------------------------------------

@@ -23,10 +23,11 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -193,6 +194,11 @@ class ReadStats:
     documents: int = 0
     replaced_chars: int = 0
     warnings: list[str] = field(default_factory=list)
+    # The budget ended (reading stopped at it): no later document or file is read.
+    exhausted: bool = False
+    # A file's reading stopped early by rule (an over-long JSONL record skips the rest of its file):
+    # later parts of that file give nothing (see :func:`iter_part_documents`).
+    file_stopped: bool = False
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -274,32 +280,44 @@ class RecordTooLongError(Exception):
         self.cap = cap
 
 
-def _read_jsonl(f: SampleFile, stats: ReadStats) -> Iterator[str]:
+def _read_jsonl(f: SampleFile, stats: ReadStats, part: FilePart | None = None) -> Iterator[str]:
     key = f.field
     example = f'{{"{key}": "..."}}'
     lineno = 0
+    # Line numbers in messages count from the start of the file; a part counts the lines before it
+    # only when it has something to say (rare), never to read.
+    origin = [0]  # where the first line read starts (set by _part_lines)
+
+    def where(local: int) -> str:
+        return f"{f.display}:{local + (_lines_before(f, origin[0]) if origin[0] else 0)}"
+
     try:
         with _open_stream(f) as fh:
-            for lineno, raw in enumerate(read_bounded_lines(fh, MAX_RECORD_BYTES), 1):
+            if part is None:
+                lines = read_bounded_lines(fh, MAX_RECORD_BYTES)
+            else:
+                lines = _part_lines(fh, part, origin)
+            for lineno, raw in enumerate(lines, 1):
                 if not raw.strip():
                     continue
                 try:
                     record = json.loads(raw)
                 except (ValueError, UnicodeDecodeError) as exc:
                     raise SamplesError(
-                        f"{f.display}:{lineno}: not a JSON object ({exc}); each line of a .jsonl sample "
+                        f"{where(lineno)}: not a JSON object ({exc}); each line of a .jsonl sample "
                         f"must be like {example}"
                     ) from exc
                 text = record.get(key) if isinstance(record, dict) else None
                 if not isinstance(text, str):
                     raise SamplesError(
-                        f"{f.display}:{lineno}: record has no string field '{key}'; each line of a "
+                        f"{where(lineno)}: record has no string field '{key}'; each line of a "
                         f".jsonl sample must be like {example}"
                     )
                 yield text
     except RecordTooLongError as exc:
+        stats.file_stopped = True
         stats.warnings.append(
-            f"{f.display}:{exc.lineno}: record longer than {exc.cap:,} bytes (the JSONL record "
+            f"{where(exc.lineno)}: record longer than {exc.cap:,} bytes (the JSONL record "
             f"limit); it and the rest of the file are skipped. Put one document per line, and "
             f"documents this long in .txt files"
         )
@@ -309,7 +327,7 @@ def _read_jsonl(f: SampleFile, stats: ReadStats) -> Iterator[str]:
         raise _cannot_read(f, exc) from exc
 
 
-def _read_parquet(f: SampleFile) -> Iterator[str]:
+def _read_parquet(f: SampleFile, part: FilePart | None = None) -> Iterator[str]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
@@ -323,7 +341,8 @@ def _read_parquet(f: SampleFile) -> Iterator[str]:
             pf = pq.ParquetFile(raw)
             if column not in pf.schema_arrow.names:
                 raise SamplesError(f"{f.display}: Parquet file has no '{column}' column")
-            for batch in pf.iter_batches(columns=[column], batch_size=1024):
+            groups = None if part is None else list(range(part.start, min(part.end, pf.num_row_groups)))
+            for batch in pf.iter_batches(row_groups=groups, columns=[column], batch_size=1024):
                 for value in batch.column(0).to_pylist():
                     if isinstance(value, str):
                         yield value
@@ -366,33 +385,169 @@ def iter_documents(
     for f in category.files:
         if remaining <= 0:
             break
-        if f.kind == "txt":
-            docs: Iterator[str] = _read_txt(f, stats, remaining)
-        elif f.kind == "jsonl":
-            docs = _read_jsonl(f, stats)
-        else:
-            docs = _read_parquet(f)
-        try:
-            for doc in docs:
-                pieces = _split_lines(doc) if unit == "line" else iter((doc,))
-                for piece in pieces:
-                    if not piece:
-                        continue
+        remaining = yield from _file_units(f, None, remaining, unit, stats)
+
+
+def iter_part_documents(
+    f: SampleFile,
+    part: FilePart | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    unit: str = "document",
+    stats: ReadStats | None = None,
+) -> Iterator[str]:
+    """Yield the text units of one file, or of one part of it, as :func:`iter_documents` reads
+    them when ``max_bytes`` of the budget is left at that point.
+
+    :func:`iter_documents` of a category is exactly these, file after file (and part after part,
+    for the parts :func:`file_parts` gives) with the budget carried over, stopping when
+    ``stats.exhausted`` is set; a part after one that set ``stats.file_stopped`` gives nothing.
+    This is what lets counting split a category into independent jobs.
+    """
+    if unit not in UNITS:
+        raise SamplesError(f"unknown --unit {unit!r}; use one of {', '.join(UNITS)}")
+    stats = stats if stats is not None else ReadStats()
+    if max_bytes > 0:
+        yield from _file_units(f, part, max_bytes, unit, stats)
+
+
+def _file_units(
+    f: SampleFile, part: FilePart | None, remaining: int, unit: str, stats: ReadStats
+) -> Generator[str, None, int]:
+    """The units of one file (or part) within ``remaining`` bytes; returns the budget left."""
+    if f.kind == "txt":
+        docs: Iterator[str] = _read_txt(f, stats, remaining)
+    elif f.kind == "jsonl":
+        docs = _read_jsonl(f, stats, part)
+    else:
+        docs = _read_parquet(f, part)
+    try:
+        for doc in docs:
+            pieces = _split_lines(doc) if unit == "line" else iter((doc,))
+            for piece in pieces:
+                if not piece:
+                    continue
+                size = len(piece.encode("utf-8"))
+                if size > remaining:
+                    piece = piece.encode("utf-8")[:remaining].decode("utf-8", errors="ignore")
                     size = len(piece.encode("utf-8"))
-                    if size > remaining:
-                        piece = piece.encode("utf-8")[:remaining].decode("utf-8", errors="ignore")
-                        size = len(piece.encode("utf-8"))
-                        remaining = 0
-                    else:
-                        remaining -= size
-                    if piece:
-                        stats.bytes += size
-                        stats.documents += 1
-                        yield piece
-                    if remaining <= 0:
-                        return
-        finally:
-            # Close the file now (not when the generator is collected) when the budget ends in it.
-            close = getattr(docs, "close", None)
-            if close is not None:
-                close()
+                    remaining = 0
+                else:
+                    remaining -= size
+                if piece:
+                    stats.bytes += size
+                    stats.documents += 1
+                    yield piece
+                if remaining <= 0:
+                    stats.exhausted = True
+                    return remaining
+    finally:
+        # Close the file now (not when the generator is collected) when the budget ends in it.
+        close = getattr(docs, "close", None)
+        if close is not None:
+            close()
+    return remaining
+
+
+# -- parts of a file ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A deterministic part of one sample file, read on its own by :func:`iter_part_documents`.
+
+    ``kind`` ``bytes``: the records (lines) of an uncompressed JSONL file that *start* at a byte
+    offset in ``[start, end)``; ``rows``: the Parquet row groups ``start .. end - 1``. The parts
+    :func:`file_parts` gives cover the file in order, each record exactly once.
+    """
+
+    kind: str
+    start: int
+    end: int
+
+
+TO_END = 1 << 62
+"""A :class:`FilePart` ``end`` meaning the end of the file."""
+
+
+def file_parts(f: SampleFile, part_bytes: int) -> list[FilePart] | None:
+    """Split ``f`` into parts of about ``part_bytes`` each, or ``None`` to read it whole.
+
+    Only formats with random access split: uncompressed JSONL (by byte range, cut at records) and
+    Parquet (by row group; its footer is read here). A text file is one document and never
+    splits; compressed streams cannot be entered in the middle.
+    """
+    if f.size <= part_bytes or part_bytes <= 0:
+        return None
+    if f.kind == "jsonl" and f.name.endswith(".jsonl"):
+        n = -(-f.size // part_bytes)
+        # The last part runs to the end of the file, whatever its size is when it is read.
+        bounds = [f.size * i // n for i in range(n)] + [TO_END]
+        return [FilePart("bytes", a, b) for a, b in itertools.pairwise(bounds)]
+    if f.kind == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            with f.open_raw() as raw:
+                meta = pq.ParquetFile(raw).metadata
+                sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+        except Exception:  # noqa: BLE001 - unreadable here: read whole, where the error is worded
+            return None
+        if len(sizes) < 2:
+            return None
+        parts: list[FilePart] = []
+        start, acc = 0, 0
+        for i, size in enumerate(sizes):
+            acc += size
+            if acc >= part_bytes or i == len(sizes) - 1:
+                parts.append(FilePart("rows", start, i + 1))
+                start, acc = i + 1, 0
+        return parts if len(parts) > 1 else None
+    return None
+
+
+def _part_lines(fh: BinaryIO, part: FilePart, origin: list[int]) -> Iterator[bytes]:
+    """The lines of ``fh`` that start in ``[part.start, part.end)``, bounded as in
+    :func:`read_bounded_lines` (a line too long raises :class:`RecordTooLongError`); the offset
+    of the first is put in ``origin[0]``."""
+    pos = part.start
+    if pos > 0:
+        fh.seek(pos - 1)
+        if fh.read(1) != b"\n":
+            # Inside a line that belongs to an earlier part: skip to its end, in bounded chunks,
+            # and no further than this part (a part with no line start in it is empty).
+            while True:
+                chunk = fh.readline(1 << 16)
+                if not chunk:
+                    return
+                pos += len(chunk)
+                if chunk.endswith(b"\n"):
+                    break
+                if pos >= part.end:
+                    return
+    origin[0] = pos
+    lineno = 0
+    cap = MAX_RECORD_BYTES
+    while pos < part.end:
+        line = fh.readline(cap + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > cap and not (len(line) == cap + 1 and line.endswith(b"\n")):
+            raise RecordTooLongError(lineno, cap)
+        pos += len(line)
+        yield line
+
+
+def _lines_before(f: SampleFile, offset: int) -> int:
+    """How many lines of ``f`` end before ``offset``, the start of a line (for messages only)."""
+    count = 0
+    with _open_stream(f) as fh:
+        left = offset
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            left -= len(chunk)
+    return count
