@@ -219,8 +219,10 @@ class DaskExecutor:
         client = self._get_client()
         distributed = _distributed()
         token = secrets.token_hex(8)
-        # Sent to every worker once, not with each job (a pretokenizer, a token table).
-        shared = client.scatter(list(initargs), broadcast=True) if initargs else []
+        # Sent to every worker once, not with each job (a pretokenizer, a token table). Under a fresh
+        # key (hash=False): a content key is shared with the previous call's, whose release can
+        # reach the scheduler after this scatter and drop the data under the new jobs.
+        shared = client.scatter(list(initargs), broadcast=True, hash=False) if initargs else []
         futures = [
             client.submit(
                 _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"
@@ -260,7 +262,7 @@ class DaskExecutor:
         client = self._get_client()
         distributed = _distributed()
         token = secrets.token_hex(8)
-        shared = client.scatter(list(initargs), broadcast=True) if initargs else []
+        shared = client.scatter(list(initargs), broadcast=True, hash=False) if initargs else []
         futures: list[Any] = [
             client.submit(
                 _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"

@@ -1,23 +1,29 @@
-"""The dask executor (issue 13 item 3): the executor contract on a LocalCluster, and counting and
-replay on a 2-process LocalCluster equal to the serial run."""
+"""The dask executor (issue 13 item 3): the executor contract on a LocalCluster, counting and
+replay on a 2-process LocalCluster equal to the serial run, counting as one task per file or part
+with partial counts merged in a tree of tasks on the workers, and a dying worker."""
 
 from __future__ import annotations
 
 import operator
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mixinfer import executors
 from mixinfer.cache import Cache
+from mixinfer.counting import _merged as _REAL_MERGE
 from mixinfer.counting import count_words
-from mixinfer.errors import SamplesError, UsageError
+from mixinfer.errors import SamplesError, UsageError, WorkerError
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.replay import build_traces
-from mixinfer.samples import discover
+from mixinfer.samples import Category, SampleFile, discover
 from mixinfer.tokenizer import load_tokenizer
 
 pytest.importorskip("dask.distributed")
@@ -108,3 +114,108 @@ def test_counting_and_replay_on_two_worker_processes_equal_the_serial_run(
         assert len(dask_ex._client.scheduler_info()["workers"]) == 2
     assert answers[0] == answers[1]
     assert sum(len(words) for _, words, _, _ in answers[0][0]) > 1000
+
+
+# -- counting: one task per file or part, partial counts merged in a tree on the workers ---------------
+
+
+@pytest.fixture(scope="module")
+def threaded() -> Iterator[Any]:
+    """A 2-thread LocalCluster shared by the tests below (jobs run in this process: spies work)."""
+    from mixinfer import dask_executor
+
+    with dask_executor.DaskExecutor(2, processes=False) as ex:
+        yield ex
+
+
+def _parts_folder(root: Path, text: str) -> Path:
+    """Two categories: several text files, and a JSONL file split into many parts."""
+    import json
+
+    (root / "a").mkdir(parents=True)
+    for k in range(5):
+        (root / "a" / f"{k}.txt").write_text(text[k * 3000 : k * 3000 + 3000], encoding="utf-8")
+    (root / "b").mkdir()
+    lines = [json.dumps({"text": text[i : i + 300]}) for i in range(0, 60_000, 250)]
+    (root / "b" / "docs.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+_MERGES: list[int] = []
+
+
+def _spied_merge(a: Any, b: Any) -> dict[bytes, int]:
+    _MERGES.append(1)
+    return _REAL_MERGE(a, b)
+
+
+def test_per_part_tasks_merged_on_the_workers_equal_the_local_count(
+    threaded: Any, tmp_path: Path, license_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixinfer import counting
+
+    monkeypatch.setattr(counting, "_PART_BYTES", 4000)
+    categories = discover(_parts_folder(tmp_path, license_text))
+    units = [len(counting._units(cat)) for cat in categories]
+    assert units[0] == 5 and units[1] > 8
+    # The client never merges: every merge is a task (here on threads of this process).
+    monkeypatch.setattr(counting, "_merged", _spied_merge)
+    monkeypatch.setattr(counting, "_merge_into", None)
+    pretok = PRESETS["gpt2"]
+    for budget in (10**9, 11_111, 40_000):
+        _MERGES.clear()
+        straight = count_words(categories, pretok, max_bytes=budget, executor="serial")
+        got = count_words(categories, pretok, max_bytes=budget, executor=threaded)
+        assert [(w.category, w.words, w.bytes, w.documents, w.warnings) for w in got] == [
+            (w.category, w.words, w.bytes, w.documents, w.warnings) for w in straight
+        ]
+        if budget == 10**9:
+            assert len(_MERGES) == sum(units) - len(units)  # n - 1 merges per category of n units
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.dictionaries(st.binary(min_size=1, max_size=2), st.integers(1, 9), max_size=20), max_size=17)
+)
+def test_the_tree_of_merges_equals_the_flat_merge(threaded: Any, parts: list[dict[bytes, int]]) -> None:
+    from mixinfer import counting
+
+    client = threaded._get_client()
+    red = threaded.reducer(counting._merged)
+    for p in client.scatter([dict(p) for p in parts], hash=False) if parts else []:
+        red.add(p)
+    flat: dict[bytes, int] = {}
+    for p in parts:
+        counting._merge(flat, p)
+    assert counting._words_of(red.result()) == flat
+
+
+class _DyingFile(SampleFile):
+    """Reading it kills the worker process, as the kernel's OOM killer would."""
+
+    def open_raw(self) -> Any:
+        os._exit(9)
+
+
+def test_a_worker_dying_mid_category_is_a_worker_error_and_nothing_is_cached(
+    registry: Any, tmp_path: Path, license_text: str
+) -> None:
+    import cloudpickle
+    import dask
+
+    # The workers cannot import this test module: send the dying file's class by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        categories = discover(_parts_folder(tmp_path / "s", license_text))
+        dying = _DyingFile(tmp_path / "z.txt", "z.txt", 10, 0)
+        categories[0] = Category("a", [*categories[0].files[:2], dying, *categories[0].files[2:]])
+        cache = Cache(tmp_path / "cache")
+        with (
+            dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+            registry.DaskExecutor(2, processes=True) as ex,
+            pytest.raises(WorkerError, match="died"),
+        ):
+            count_words(categories, PRESETS["gpt2"], max_bytes=10**9, executor=ex, cache=cache)
+        assert sum(cache.info().entries.values()) == 0
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
