@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,39 @@ def test_a_job_error_reaches_the_caller_with_its_type_and_message(name: str) -> 
 def test_an_initializer_error_reaches_the_caller(name: str) -> None:
     with make(name, 2) as ex, pytest.raises(SamplesError, match="pretokenizer is bad"):
         list(ex.map_unordered(_scaled, [(i,) for i in range(4)], initializer=_fail_to_initialise))
+    assert no_workers_left()
+
+
+def _counts(i: int) -> dict[str, int]:
+    return {f"w{i % 3}": i * _FACTOR, "all": 1}
+
+
+def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kept_results_are_summarised_and_the_chosen_ones_merged(name: str) -> None:
+    # map_kept + reducer: what counting uses to merge partial counts where they were computed.
+    with make(name, 2) as ex:
+        red = executors.reducer(ex, _added)
+        summaries = {}
+        jobs = [(i,) for i in range(9)]
+        kept = executors.map_kept(ex, _counts, jobs, summarize=len, initializer=_set_factor, initargs=(2,))
+        with closing(kept):
+            for index, summary, handle in kept:
+                summaries[index] = summary
+                if index % 2 == 0:
+                    red.add(handle)
+        assert summaries == {i: 2 for i in range(9)}
+        expected: dict[str, int] = {}
+        for i in range(0, 9, 2):
+            expected = _added(expected, {f"w{i % 3}": 2 * i, "all": 1})
+        assert red.result() == expected
+        assert executors.reducer(ex, _added).result() is None
     assert no_workers_left()
 
 
