@@ -2,12 +2,16 @@
 """Counting on a 2-worker Dask LocalCluster against one process; worker memory as input grows.
 
 Builds synthetic categories of real English (the system's licence texts, paragraphs drawn in a
-fixed pseudo-random order) as JSONL, counts them with the GPT-2 regex in one process and on a
-2-worker ``LocalCluster`` (processes), checks the counts are identical, and records the workers'
-peak RSS for two input sizes (memory must stay flat: sources are streamed). Rewrites the part of
-BENCHMARKS.md between ``<!-- dask:start -->`` and ``<!-- dask:end -->``.
+fixed pseudo-random order) as JSONL in two layouts: several categories of one file each, and one
+category held in a single large file (which counting splits into parts, one task each). Counts
+them with the GPT-2 regex in one process and on a 2-worker ``LocalCluster`` (processes), checks
+the counts are identical, and records the workers' peak RSS at two input sizes (memory must stay
+flat: sources are streamed, and partial counts are merged in a tree of tasks on the workers).
+For the single file it also counts with splitting turned off (one task for the file), to show
+what the parts buy. Rewrites the part of BENCHMARKS.md between ``<!-- dask:start -->`` and
+``<!-- dask:end -->``.
 
-    python scripts/bench_dask.py [--mb-per-category 25] [--categories 8] [--workdir DIR]
+    python scripts/bench_dask.py [--mb-per-category 25] [--categories 8] [--workdir DIR] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sections import replace_section  # noqa: E402
 
+from mixinfer import counting  # noqa: E402
 from mixinfer.counting import count_words  # noqa: E402
 from mixinfer.dask_executor import DaskExecutor  # noqa: E402
 from mixinfer.pretokenizers import PRESETS  # noqa: E402
@@ -37,6 +43,7 @@ START, END = "<!-- dask:start -->", "<!-- dask:end -->"
 
 
 def make(root: Path, mb: int, ncat: int) -> None:
+    """``ncat`` categories of one JSONL file of about ``mb`` MB of text each."""
     paras: list[str] = []
     for p in sorted(Path("/usr/share/common-licenses").iterdir()):
         if p.is_file() and not p.is_symlink():
@@ -59,19 +66,42 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(root: Path) -> tuple[float, float, float, bool, list[float]]:
+def tasks(root: Path) -> int:
+    return sum(len(counting._units(cat)) for cat in discover(root))
+
+
+def run(
+    root: Path, reference: list[Any] | None = None
+) -> tuple[float, float, float, bool, list[float], list[Any]]:
+    """Text MB, one-process seconds (0 when ``reference`` counts are given instead of counted),
+    2-worker seconds, counts identical, worker peak RSS (MB), the one-process counts."""
     cats = discover(root)
     pretok = PRESETS["gpt2"]
-    t = time.monotonic()
-    a = count_words(cats, pretok, max_bytes=10**12, executor="serial")
-    serial = time.monotonic() - t
+    serial = 0.0
+    if reference is None:
+        t = time.monotonic()
+        reference = count_words(cats, pretok, max_bytes=10**12, executor="serial")
+        serial = time.monotonic() - t
+    # A fresh cluster per run: its workers' peak RSS is this run's.
     with DaskExecutor(2, processes=True) as ex:
+        ex._get_client()
         t = time.monotonic()
         b = count_words(cats, pretok, max_bytes=10**12, executor=ex)
         dask = time.monotonic() - t
         mem = sorted(ex._get_client().run(peak_rss_mb).values())
-    same = [(w.category, w.words, w.bytes) for w in a] == [(w.category, w.words, w.bytes) for w in b]
-    return sum(w.bytes for w in a) / 1e6, serial, dask, same, mem
+    same = [(w.category, w.words, w.bytes, w.documents) for w in reference] == [
+        (w.category, w.words, w.bytes, w.documents) for w in b
+    ]
+    return sum(w.bytes for w in reference) / 1e6, serial, dask, same, mem, reference
+
+
+def row(label: str, n: int, total: float, serial: float, dask: float, same: bool, mem: list[float]) -> str:
+    one = f"{serial:.1f} s ({total / serial:.1f} MB/s)"
+    two = f"{dask:.1f} s ({total / dask:.1f} MB/s)"
+    return (
+        f"| {label} | {n} | {total:.0f} MB | {one} | {two} | {serial / dask:.2f} | "
+        f"{'yes' if same else 'NO'} | {', '.join(f'{m:.0f}' for m in mem)} MB |"
+    )
 
 
 def main() -> None:
@@ -80,32 +110,62 @@ def main() -> None:
     parser.add_argument("--categories", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--note", default="", help="a sentence on the conditions (load, nice), for the text")
     args = parser.parse_args()
     rows = []
+    big = args.mb_per_category * args.categories
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for mb in (max(1, args.mb_per_category // 5), args.mb_per_category):
-            root = Path(tmp) / f"mb{mb}"
+            root = Path(tmp) / f"cats{mb}"
             make(root, mb, args.categories)
-            total, serial, dask, same, mem = run(root)
-            one = f"{serial:.1f} s ({total / serial:.1f} MB/s)"
-            two = f"{dask:.1f} s ({total / dask:.1f} MB/s)"
+            total, serial, dask, same, mem, _ = run(root)
             rows.append(
-                f"| {args.categories} x {mb} MB | {total:.0f} MB | {one} | {two} | {serial / dask:.2f} | "
-                f"{'yes' if same else 'NO'} | {', '.join(f'{m:.0f}' for m in mem)} MB |"
+                row(
+                    f"{args.categories} categories x one {mb} MB file",
+                    tasks(root),
+                    total,
+                    serial,
+                    dask,
+                    same,
+                    mem,
+                )
             )
             print(rows[-1], file=sys.stderr)
+        for mb in (max(1, big // 5), big):
+            root = Path(tmp) / f"one{mb}"
+            make(root, mb, 1)
+            total, serial, dask, same, mem, reference = run(root)
+            rows.append(row(f"1 category, one {mb} MB file", tasks(root), total, serial, dask, same, mem))
+            print(rows[-1], file=sys.stderr)
+            if mb == big:
+                # The same file as one task (splitting off): one worker counts, the other waits.
+                saved = counting._PART_BYTES
+                counting._PART_BYTES = 1 << 62
+                try:
+                    _, _, unsplit, same2, mem2, _ = run(root, reference)
+                    rows.append(row("the same, not split", tasks(root), total, serial, unsplit, same2, mem2))
+                finally:
+                    counting._PART_BYTES = saved
+                print(rows[-1], file=sys.stderr)
     block = "\n".join(
         [
             START,
             "## Counting on a Dask cluster (issue 13)",
             "",
             f"Generated by `python scripts/bench_dask.py --mb-per-category {args.mb_per_category} "
-            f"--categories {args.categories}` on {dt.date.today().isoformat()}, {os.cpu_count()} cores: "
-            "synthetic categories of real English (licence paragraphs) as JSONL, GPT-2 regex, one "
-            "process against a 2-worker `LocalCluster` (one task per category).",
+            f"--categories {args.categories}` on {dt.date.today().isoformat()}, {os.cpu_count()} cores"
+            + (f" ({args.note})" if args.note else "")
+            + ": synthetic categories of real English (licence paragraphs) as JSONL, GPT-2 regex, one "
+            "process against a 2-worker `LocalCluster` (worker processes). Counting sends one task per "
+            f"file, or per part of a file larger than {counting._PART_BYTES >> 20} MiB (JSONL byte ranges "
+            "cut at records, Parquet row groups); the budget is applied afterwards in reading order, and "
+            "the partial counts are merged pairwise by tasks on the workers, so the client receives one "
+            "dict per category. `tasks` counts the first round's tasks (no budget here, so no recount). "
+            "Worker peak RSS is each worker process's peak over the run (a fresh cluster per row).",
             "",
-            "| input | text | one process | 2 Dask workers | speed-up | same counts | worker peak RSS |",
-            "|---|---:|---:|---:|---:|---|---:|",
+            "| input | tasks | text | one process | 2 Dask workers | speed-up | same counts "
+            "| worker peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---|---:|",
             *rows,
             END,
         ]
