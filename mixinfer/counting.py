@@ -155,7 +155,7 @@ class WordCounts:
 
 @dataclass
 class PartSummary:
-    """What counting one file or part found, without its words (small: sent to the client).
+    """What counting one file or part found (without its words: small, sent to the client).
 
     Attributes:
         stats: bytes and documents read, warnings, whether the budget ended in it.
@@ -173,10 +173,11 @@ class PartSummary:
 
 @dataclass
 class PartCount:
-    """The words of one file or part and its :class:`PartSummary` (stays on a cluster's worker)."""
+    """One job's words (stays on a cluster's worker) and a :class:`PartSummary` per file or part
+    it read, in reading order (a job reads several small files one after another)."""
 
     words: dict[bytes, int]
-    summary: PartSummary
+    summary: list[PartSummary]
 
 
 class _Counter:
@@ -265,20 +266,28 @@ def _init_worker(pretok: Pretokenizer) -> None:
     _WORKER = _Counter(pretok)
 
 
-def _work_unit(f: SampleFile, part: FilePart | None, cap: int, unit: str) -> PartCount:
-    """One job: count one file, or one part of it, read as if ``cap`` bytes of budget were left."""
+def _work_unit(files: Sequence[SampleFile], part: FilePart | None, cap: int, unit: str) -> PartCount:
+    """One job: count some consecutive files (or one part of one file) as the straight read of
+    the category does when ``cap`` bytes of budget are left where they start."""
     assert _WORKER is not None
-    stats = ReadStats()
     words: dict[bytes, int] = {}
-    error: MixinferError | None = None
-    try:
-        for batch in _batches(iter_part_documents(f, part, max_bytes=cap, unit=unit, stats=stats)):
-            _merge(words, _WORKER.count(batch))
-    except MixinferError as exc:
-        # Not raised here: whether reading gets this far depends on the files before this one,
-        # which only the caller knows (a damaged record past the budget is never read).
-        error = exc
-    return PartCount(words, PartSummary(stats, cap, error, stats.bytes))
+    steps: list[PartSummary] = []
+    left = cap
+    for f in files:
+        stats = ReadStats()
+        error: MixinferError | None = None
+        try:
+            for batch in _batches(iter_part_documents(f, part, max_bytes=left, unit=unit, stats=stats)):
+                _merge(words, _WORKER.count(batch))
+        except MixinferError as exc:
+            # Not raised here: whether reading gets this far depends on the files before this
+            # one, which only the caller knows (a damaged record past the budget is never read).
+            error = exc
+        steps.append(PartSummary(stats, left, error, stats.bytes))
+        if error is not None or stats.exhausted:
+            break
+        left -= stats.bytes
+    return PartCount(words, steps)
 
 
 def _batches(texts: Iterable[str]) -> Iterable[list[str]]:
@@ -323,7 +332,7 @@ def _merge_into(a: PartCount | dict[bytes, int], b: PartCount | dict[bytes, int]
     return x
 
 
-def _summary_of(result: PartCount) -> PartSummary:
+def _summary_of(result: PartCount) -> list[PartSummary]:
     return result.summary
 
 
@@ -441,40 +450,49 @@ def count_words(
 # Files larger than this are split into parts (JSONL byte ranges cut at records, Parquet row
 # groups), each one job: one large file then keeps every worker busy.
 _PART_BYTES = 32 << 20
+# Consecutive small files are counted together, up to this much: a folder of thousands of small
+# documents is not thousands of round trips.
+_GROUP_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
 class _Unit:
-    """One job's share of a category: a file, or a part of one, in reading order."""
+    """One job's share of a category, in reading order: consecutive whole files, or one part of
+    one file (``part``). ``file_index`` is the category's index of the first file."""
 
     file_index: int
-    file: SampleFile
+    files: tuple[SampleFile, ...]
     part: FilePart | None
     estimate: int  # bytes of text it may hold (compressed files: 3x), for scheduling
 
 
 def _units(category: Category) -> list[_Unit]:
     units: list[_Unit] = []
+    group: list[SampleFile] = []
+    group_start = group_size = 0
+
+    def close_group() -> None:
+        nonlocal group, group_size
+        if group:
+            units.append(_Unit(group_start, tuple(group), None, group_size))
+        group, group_size = [], 0
+
     for k, f in enumerate(category.files):
         parts = file_parts(f, _PART_BYTES)
         if parts is None:
-            units.append(_Unit(k, f, None, _estimate(f, f.size)))
-        else:
-            units.extend(
-                _Unit(k, f, p, _estimate(f, min(p.end, f.size) - p.start if p.kind == "bytes" else 0))
-                for p in parts
-            )
-    if any(u.part is not None and u.part.kind == "rows" for u in units):
-        # Row groups carry no byte range: share the file's size among its parts.
-        share: dict[int, int] = {}
-        for u in units:
-            share[u.file_index] = share.get(u.file_index, 0) + 1
-        units = [
-            _Unit(u.file_index, u.file, u.part, _estimate(u.file, u.file.size // share[u.file_index]))
-            if u.part is not None and u.part.kind == "rows"
-            else u
-            for u in units
-        ]
+            if not group:
+                group_start = k
+            group.append(f)
+            group_size += _estimate(f, f.size)
+            if group_size >= _GROUP_BYTES:
+                close_group()
+            continue
+        close_group()
+        for p in parts:
+            # Row groups carry no byte range: they share the file's size.
+            size = min(p.end, f.size) - p.start if p.kind == "bytes" else f.size // len(parts)
+            units.append(_Unit(k, (f,), p, _estimate(f, size)))
+    close_group()
     return units
 
 
@@ -482,27 +500,32 @@ def _estimate(f: SampleFile, size: int) -> int:
     return size * (3 if f.name.endswith((".gz", ".zst")) else 1)
 
 
-def _acceptable(summary: PartSummary, unit: _Unit, left: int) -> bool:
-    """Whether a unit counted with ``summary.cap`` of budget gives what reading it with ``left``
-    (``<= cap``) gives, which is what the straight read of the category finds there.
+def _acceptable(steps: Sequence[PartSummary], unit: _Unit, left: int) -> bool:
+    """Whether a unit counted with more budget than ``left`` gives what reading it with ``left``
+    gives, which is what the straight read of the category finds there; file by file.
 
-    Read with the same budget, it is the same computation. With more: the same documents come in
-    the same order, so when the larger budget was not used up and what was read stays below
+    Read with the same budget, a file is the same computation. With more: the same documents come
+    in the same order, so when the larger budget was not used up and what was read stays below
     ``left``, the smaller one reads the same documents to the same end (and meets the same error at
     the same point). A text file is one document read only up to its budget, and a binary check
     looks at what was read; it is taken only when it was read whole (text longer than ``left``
     means it was not) and gave text.
     """
-    st = summary.stats
-    if summary.cap == left:
-        return True
-    if st.exhausted:
-        return False
-    if unit.file.kind == "txt":
-        return summary.error is None and 0 < st.bytes < left
-    if summary.error is not None:
-        return summary.error_at < left
-    return st.bytes < left
+    for step, f in zip(steps, unit.files):  # noqa: B905 - a job stops at an error or the budget's end
+        st = step.stats
+        if step.cap != left:
+            if st.exhausted:
+                return False
+            if f.kind == "txt":
+                if step.error is not None or not 0 < st.bytes < left:
+                    return False
+            elif step.error is not None:
+                if step.error_at >= left:
+                    return False
+            elif st.bytes >= left:
+                return False
+        left -= st.bytes
+    return True
 
 
 class _Walk:
@@ -518,7 +541,7 @@ class _Walk:
         self.left = budget  # the budget left where unit k starts
         self.stats = ReadStats()
         self.reducer = reducer
-        self.results: dict[int, tuple[PartSummary, Any]] = {}
+        self.results: dict[int, tuple[list[PartSummary], Any]] = {}
         self.stopped_file = -1  # a file whose rest is skipped (an over-long JSONL record)
         self.taken_estimate = 0
         self.error: MixinferError | None = None
@@ -537,44 +560,49 @@ class _Walk:
             if expected >= self.left:
                 break
             if j in self.results:
-                expected += self.results[j][0].stats.bytes
+                expected += sum(step.stats.bytes for step in self.results[j][0])
             else:
                 out.append((j, self.left))
                 expected += self.units[j].estimate * ratio
         return out
 
-    def arrived(self, j: int, summary: PartSummary, handle: Any) -> int:
+    def arrived(self, j: int, summary: list[PartSummary], handle: Any) -> int:
         """Record unit j's count; take every unit now ready in order. Returns the bytes taken."""
         before = self.stats.bytes
         if not self.done:
             self.results[j] = (summary, handle)
-        while not self.done and self.k in self.results:
+        while not self.done:
             unit = self.units[self.k]
-            summary, handle = self.results.pop(self.k)
             if unit.file_index == self.stopped_file:
+                # Parts after an over-long JSONL record: the straight read skips the rest of the file.
+                self.results.pop(self.k, None)
                 self._next()
                 continue
-            if not _acceptable(summary, unit, self.left):
+            if self.k not in self.results:
+                break
+            steps, handle = self.results.pop(self.k)
+            if not _acceptable(steps, unit, self.left):
                 break  # counted again with the exact budget in the next round
-            if summary.error is not None:
+            last = steps[-1]
+            if last.error is not None:
                 # The straight read stops here; the caller raises the first category's error.
-                self.error = summary.error
+                self.error = last.error
                 self.done = True
                 self.results.clear()
                 break
-            st = summary.stats
-            self.stats.bytes += st.bytes
-            self.stats.documents += st.documents
-            self.stats.replaced_chars += st.replaced_chars
-            self.stats.warnings.extend(st.warnings)
+            for step in steps:
+                self.stats.bytes += step.stats.bytes
+                self.stats.documents += step.stats.documents
+                self.stats.replaced_chars += step.stats.replaced_chars
+                self.stats.warnings.extend(step.stats.warnings)
+                self.left -= step.stats.bytes
             self.taken_estimate += unit.estimate
             self.reducer.add(handle)
-            if st.exhausted:
+            if last.stats.exhausted:
                 self.done = True
                 self.results.clear()  # releases counts past the budget
                 break
-            self.left -= st.bytes
-            if st.file_stopped:
+            if unit.part is not None and last.stats.file_stopped:
                 self.stopped_file = unit.file_index
             self._next()
         return self.stats.bytes - before
@@ -620,7 +648,7 @@ def _count_in_units(
             plan = [(w, j, cap) for w in order for j, cap in w.jobs()]
             if not plan:
                 break
-            jobs = [(w.units[j].file, w.units[j].part, cap, unit) for w, j, cap in plan]
+            jobs = [(w.units[j].files, w.units[j].part, cap, unit) for w, j, cap in plan]
             results = executors.map_kept(
                 executor,
                 _work_unit,

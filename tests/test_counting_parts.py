@@ -76,8 +76,10 @@ class ShuffledExecutor:
 
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parts of a few hundred bytes and a 300-byte record cap, so small files exercise both."""
+    """Parts of a few hundred bytes, groups of a few files, and a 300-byte record cap, so small
+    files exercise all three."""
     monkeypatch.setattr(counting, "_PART_BYTES", 700)
+    monkeypatch.setattr(counting, "_GROUP_BYTES", 600)
     monkeypatch.setattr(base, "MAX_RECORD_BYTES", 300)
 
 

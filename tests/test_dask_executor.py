@@ -155,6 +155,7 @@ def test_per_part_tasks_merged_on_the_workers_equal_the_local_count(
     from mixinfer import counting
 
     monkeypatch.setattr(counting, "_PART_BYTES", 4000)
+    monkeypatch.setattr(counting, "_GROUP_BYTES", 1)  # every text file a task of its own
     categories = discover(_parts_folder(tmp_path, license_text))
     units = [len(counting._units(cat)) for cat in categories]
     assert units[0] == 5 and units[1] > 8
