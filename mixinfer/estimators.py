@@ -58,11 +58,16 @@ Run = Callable[[MixtureLP, Context], tuple[SolveResult, list[str]]]
 
 @dataclass(frozen=True)
 class Estimator:
-    """A named way to estimate the mixture: ``run(lp, context) -> (result, notes)``."""
+    """A named way to estimate the mixture: ``run(lp, context) -> (result, notes)``.
+
+    ``params`` spells out its settings; with the name it goes into the solution cache key
+    (:func:`cache_tag`), so changing a setting never returns answers computed with the old one.
+    """
 
     name: str
     summary: str
     run: Run
+    params: str = ""
 
 
 def _solve(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
@@ -157,15 +162,23 @@ ESTIMATORS: dict[str, Estimator] = {
             "support",
             f"only pairs some sample holds at least {MIN_SUPPORT} times compete with a merge",
             _support,
+            f"min_support={MIN_SUPPORT}",
         ),
         Estimator(
             "trim",
             f"solve, drop the pairs carrying {TRIM_SHARE:.0%} of the pair slack, solve again",
             _trim,
+            f"share={TRIM_SHARE}",
         ),
     )
 }
 """Every estimator, by name (``--estimator``)."""
+
+
+def cache_tag(name: str) -> str:
+    """What of estimator ``name`` enters the solution cache key: its name and settings."""
+    est = ESTIMATORS[check_estimator(name)]
+    return f"{est.name}({est.params})" if est.params else est.name
 
 
 def check_estimator(name: object) -> str:

@@ -155,6 +155,12 @@ class Options:
             raise OptionError(
                 "estimator", f"must be one of {', '.join(ESTIMATORS)}, not {self.estimator!r}"
             )
+        if self.bootstrap and self.estimator != "lp":
+            raise OptionError(
+                "estimator",
+                f"{self.estimator} cannot be combined with --bootstrap yet (the replicates solve the "
+                "exact LP); use --estimator lp for intervals",
+            )
         if self.pretokenizer is not None:
             from mixinfer.pretokenizers import PRESETS
 

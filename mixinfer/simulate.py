@@ -199,6 +199,11 @@ class SimulationSettings:
         from mixinfer.estimators import check_estimator
 
         check_estimator(self.estimator)
+        if self.bootstrap and self.estimator != "lp":
+            raise UsageError(
+                f"--estimator {self.estimator} cannot be combined with --bootstrap yet (the "
+                "replicates solve the exact LP); use --estimator lp for intervals"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dictionary."""

@@ -27,7 +27,7 @@ from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
-from mixinfer.estimators import estimate
+from mixinfer.estimators import cache_tag, estimate
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
@@ -308,7 +308,7 @@ def _solution_key(words: Sequence[str], prepared: Prepared, options: Options) ->
     # The words keys fix the words and so the bytes read; the merges key fixes the traces.
     traces = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in words]
     return keys.solution_key(
-        traces, prepared.start_merge, options.solver, options.normalize, options.estimator
+        traces, prepared.start_merge, options.solver, options.normalize, cache_tag(options.estimator)
     )
 
 

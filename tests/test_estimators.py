@@ -172,3 +172,26 @@ def test_restrictions_are_what_they_say(oracle: tuple[Path, Path, dict[str, floa
         idx = np.searchsorted(lp.codes, tr.init_codes)
         np.maximum.at(initial_max, idx, tr.init_counts)
     assert np.all(best >= initial_max - 1e-6 * np.maximum(initial_max, 1))
+
+
+def test_an_estimators_settings_are_part_of_its_cache_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from mixinfer import estimators
+
+    before = estimators.cache_tag("trim")
+    assert before.startswith("trim(") and str(estimators.TRIM_SHARE) in before
+    monkeypatch.setitem(
+        estimators.ESTIMATORS, "trim", replace(estimators.ESTIMATORS["trim"], params="share=0.9")
+    )
+    assert estimators.cache_tag("trim") != before
+    assert estimators.cache_tag("lp") == "lp"
+
+
+def test_bootstrap_with_another_estimator_is_refused_not_silently_mixed() -> None:
+    """The bootstrap replicates solve the exact LP; intervals around another estimator's answer
+    would describe the wrong estimator."""
+    with pytest.raises(OptionError) as err:
+        Options(bootstrap=20, estimator="merged")
+    assert err.value.option == "estimator" and "--bootstrap" in str(err.value)
+    assert Options(bootstrap=20, estimator="lp").bootstrap == 20
