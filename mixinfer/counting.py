@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,23 +270,29 @@ def _work_unit(files: Sequence[SampleFile], part: FilePart | None, cap: int, uni
     """One job: count some consecutive files (or one part of one file) as the straight read of
     the category does when ``cap`` bytes of budget are left where they start."""
     assert _WORKER is not None
-    words: dict[bytes, int] = {}
     steps: list[PartSummary] = []
-    left = cap
-    for f in files:
-        stats = ReadStats()
-        error: MixinferError | None = None
-        try:
-            for batch in _batches(iter_part_documents(f, part, max_bytes=left, unit=unit, stats=stats)):
-                _merge(words, _WORKER.count(batch))
-        except MixinferError as exc:
-            # Not raised here: whether reading gets this far depends on the files before this
-            # one, which only the caller knows (a damaged record past the budget is never read).
-            error = exc
-        steps.append(PartSummary(stats, left, error, stats.bytes))
-        if error is not None or stats.exhausted:
-            break
-        left -= stats.bytes
+
+    def texts() -> Iterator[str]:
+        left = cap
+        for f in files:
+            step = PartSummary(ReadStats(), left)
+            steps.append(step)
+            try:
+                yield from iter_part_documents(f, part, max_bytes=left, unit=unit, stats=step.stats)
+            except MixinferError as exc:
+                # Not raised here: whether reading gets this far depends on the files before
+                # this one, which only the caller knows (a damaged record past the budget is
+                # never read).
+                step.error, step.error_at = exc, step.stats.bytes
+                return
+            if step.stats.exhausted:
+                return
+            left -= step.stats.bytes
+
+    words: dict[bytes, int] = {}
+    # Batches run across files: small files are not counted one call each.
+    for batch in _batches(texts()):
+        _merge(words, _WORKER.count(batch))
     return PartCount(words, steps)
 
 
