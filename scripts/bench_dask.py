@@ -66,40 +66,60 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def tasks(root: Path) -> int:
     return sum(len(counting._units(cat)) for cat in discover(root))
 
 
 def run(
     root: Path, reference: list[Any] | None = None
-) -> tuple[float, float, float, bool, list[float], list[Any]]:
-    """Text MB, one-process seconds (0 when ``reference`` counts are given instead of counted),
-    2-worker seconds, counts identical, worker peak RSS (MB), the one-process counts."""
+) -> tuple[float, tuple[float, float], tuple[float, float], bool, list[float], list[Any]]:
+    """Text MB, one-process (wall, CPU) seconds ((0, 0) when ``reference`` counts are given),
+    2-worker (wall, summed worker CPU) seconds, counts identical, worker peak RSS (MB), the
+    one-process counts."""
     cats = discover(root)
     pretok = PRESETS["gpt2"]
-    serial = 0.0
+    serial = (0.0, 0.0)
     if reference is None:
-        t = time.monotonic()
+        t, c = time.monotonic(), cpu_seconds()
         reference = count_words(cats, pretok, max_bytes=10**12, executor="serial")
-        serial = time.monotonic() - t
+        serial = (time.monotonic() - t, cpu_seconds() - c)
     # A fresh cluster per run: its workers' peak RSS is this run's.
     with DaskExecutor(2, processes=True) as ex:
-        ex._get_client()
+        client = ex._get_client()
+        before = client.run(cpu_seconds)
         t = time.monotonic()
         b = count_words(cats, pretok, max_bytes=10**12, executor=ex)
-        dask = time.monotonic() - t
-        mem = sorted(ex._get_client().run(peak_rss_mb).values())
+        wall = time.monotonic() - t
+        after = client.run(cpu_seconds)
+        dask = (wall, sum(after[w] - before[w] for w in after))
+        mem = sorted(client.run(peak_rss_mb).values())
     same = [(w.category, w.words, w.bytes, w.documents) for w in reference] == [
         (w.category, w.words, w.bytes, w.documents) for w in b
     ]
     return sum(w.bytes for w in reference) / 1e6, serial, dask, same, mem, reference
 
 
-def row(label: str, n: int, total: float, serial: float, dask: float, same: bool, mem: list[float]) -> str:
-    one = f"{serial:.1f} s ({total / serial:.1f} MB/s)"
-    two = f"{dask:.1f} s ({total / dask:.1f} MB/s)"
+def row(
+    label: str,
+    n: int,
+    total: float,
+    serial: tuple[float, float],
+    dask: tuple[float, float],
+    same: bool,
+    mem: list[float],
+) -> str:
+    one = f"{serial[0]:.1f} s ({total / serial[0]:.1f} MB/s)"
+    two = f"{dask[0]:.1f} s ({total / dask[0]:.1f} MB/s)"
     return (
-        f"| {label} | {n} | {total:.0f} MB | {one} | {two} | {serial / dask:.2f} | "
+        f"| {label} | {n} | {total:.0f} MB | {one} | {two} | {serial[0] / dask[0]:.2f} | "
+        f"{serial[1]:.1f} s / {dask[1]:.1f} s | "
         f"{'yes' if same else 'NO'} | {', '.join(f'{m:.0f}' for m in mem)} MB |"
     )
 
@@ -161,11 +181,12 @@ def main() -> None:
             "cut at records, Parquet row groups); the budget is applied afterwards in reading order, and "
             "the partial counts are merged pairwise by tasks on the workers, so the client receives one "
             "dict per category. `tasks` counts the first round's tasks (no budget here, so no recount). "
+            "`CPU` is the one process's CPU time against the workers' summed CPU time during the count. "
             "Worker peak RSS is each worker process's peak over the run (a fresh cluster per row).",
             "",
-            "| input | tasks | text | one process | 2 Dask workers | speed-up | same counts "
-            "| worker peak RSS |",
-            "|---|---:|---:|---:|---:|---:|---|---:|",
+            "| input | tasks | text | one process | 2 Dask workers | speed-up | CPU: one / workers "
+            "| same counts | worker peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---:|",
             *rows,
             END,
         ]
