@@ -576,6 +576,11 @@ class _Backend(ABC):
         """Drop generated rows that are not binding; return how many. Default: keep all."""
         return 0
 
+    @property
+    def iterations(self) -> int:
+        """Simplex iterations run so far over every solve (0 where the backend does not say)."""
+        return 0
+
     def final_rows(self) -> _Duals:
         """The generated rows of the current model, with duals where the backend has them."""
         return _Duals(np.array(sorted(self.present), dtype=np.int64))
@@ -639,6 +644,7 @@ class HighsBackend(_Backend):
         self.row_keys = np.zeros(0, dtype=np.int64)
         # Whether HiGHS's solution belongs to the model as it is (no rows added or deleted since).
         self.solved = False
+        self._iterations = 0
 
     @property
     def rows(self) -> int:
@@ -711,6 +717,10 @@ class HighsBackend(_Backend):
         self.present.update(keys.tolist())
         self.solved = False
 
+    @property
+    def iterations(self) -> int:
+        return self._iterations
+
     def prune(self) -> int:
         """Delete generated rows whose slack is basic, keeping re-solves fast.
 
@@ -754,6 +764,7 @@ class HighsBackend(_Backend):
         limit = self.h.getRunTime() + float(time_limit) if time_limit is not None else self.inf
         self.h.setOptionValue("time_limit", limit)
         self.h.run()
+        self._iterations += int(self.h.getInfo().simplex_iteration_count)
         status = self.h.getModelStatus()
         ms = self._hs.HighsModelStatus
         if status == ms.kOptimal:
@@ -967,13 +978,21 @@ def solve(
     max_violation = 0.0
     history: list[dict[str, float]] = []
     while True:
+        s0 = time.monotonic()
         segments, nodes, viol = lp.violations(alpha, v_step, v_pair)
         keys = backend.key(segments, nodes)
         fresh = np.fromiter((k not in backend.present for k in keys.tolist()), bool, count=len(keys))
         segments, nodes, viol = segments[fresh], nodes[fresh], viol[fresh]
         max_violation = float(viol.max()) if len(viol) else 0.0
+        search = time.monotonic() - s0
         history.append(
-            {"round": rounds, "violated": len(viol), "objective": objective, "max_violation": max_violation}
+            {
+                "round": rounds,
+                "violated": len(viol),
+                "objective": objective,
+                "max_violation": max_violation,
+                "search_seconds": search,
+            }
         )
         progress(Progress("solve", rounds, None, "rounds", f"{len(viol)} violated constraints"))
         if len(viol) == 0:
@@ -985,10 +1004,17 @@ def solve(
             top = np.argpartition(-viol, rows_per_round)[:rows_per_round]
             segments, nodes = segments[top], nodes[top]
         order = np.lexsort((nodes, segments))
+        s0 = time.monotonic()
         backend.add_rows(segments[order], nodes[order])
+        history[-1]["added"] = len(segments)
+        history[-1]["add_seconds"] = time.monotonic() - s0
         remaining = None if time_limit is None else max(time_limit - (time.monotonic() - t0), 1.0)
         s0 = time.monotonic()
+        iterations = backend.iterations
         state, objective, alpha, v_step, vp = backend.solve(remaining)
+        history[-1]["solve_seconds"] = time.monotonic() - s0
+        history[-1]["iterations"] = backend.iterations - iterations
+        history[-1]["rows"] = backend.rows
         solver_seconds += time.monotonic() - s0
         rounds += 1
         alpha = np.clip(alpha, 0.0, None)
@@ -1000,7 +1026,7 @@ def solve(
             status = "time_limit"
             break
         if len(backend.present) > PRUNE_MIN and len(viol) > rows_per_round:
-            backend.prune()
+            history[-1]["pruned"] = backend.prune()
     result = SolveResult(
         proportions=alpha,
         status=status,
