@@ -213,6 +213,27 @@ def check_samples(traces: Sequence[Trace], names: Sequence[str] | None = None) -
     ]
 
 
+# The LP's running time, fitted as ``c * (steps/1000)**a * (pairs/1e5)**b * categories**g`` to the
+# grid of scripts/bench_lp.py (GPT-2 and the bundled samples on a 2-core laptop; BENCHMARKS.md, "Where
+# the LP's time goes"). A guide for the user, not a promise: within a factor of two on that grid.
+_ESTIMATE = (0.35, 1.75, 0.45, 0.25)
+
+
+def estimate_seconds(steps: int, categories: int, pairs: int) -> float:
+    """A rough estimate of the LP's wall time from its size (see :data:`_ESTIMATE`)."""
+    c, a, b, g = _ESTIMATE
+    return float(c * (max(steps, 1) / 1000) ** a * (max(pairs, 1) / 1e5) ** b * max(categories, 1) ** g)
+
+
+def _duration(seconds: float) -> str:
+    """``40 s``, ``6 min``, ``1.5 h``: an estimate's precision, no more."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def rows_per_round_for(steps: int) -> int:
     """The default batch size for an LP over ``steps`` constrained merge steps.
 
@@ -977,6 +998,9 @@ def solve(
     solver_seconds = 0.0
     max_violation = 0.0
     history: list[dict[str, float]] = []
+    estimate = estimate_seconds(lp.steps, lp.n, lp.pairs)
+    short = _duration(estimate)
+    about = f"estimated {short} for {lp.steps:,} merges, {lp.n} categories, {lp.pairs:,} pairs"
     while True:
         s0 = time.monotonic()
         segments, nodes, viol = lp.violations(alpha, v_step, v_pair)
@@ -994,7 +1018,19 @@ def solve(
                 "search_seconds": search,
             }
         )
-        progress(Progress("solve", rounds, None, "rounds", f"{len(viol)} violated constraints"))
+        # The bar runs in seconds against the estimate (stretched while a run outlasts it), so the
+        # terminal can show an ETA; the rounds and violations are in the text.
+        elapsed = time.monotonic() - t0
+        if len(viol):
+            progress(
+                Progress(
+                    "solve",
+                    elapsed,
+                    max(estimate, 1.1 * elapsed + 1.0),
+                    "s",
+                    f"round {rounds}: {len(viol):,} violated; " + (about if rounds == 0 else f"est. {short}"),
+                )
+            )
         if len(viol) == 0:
             break
         if time_limit is not None and time.monotonic() - t0 > time_limit:
@@ -1027,6 +1063,8 @@ def solve(
             break
         if len(backend.present) > PRUNE_MIN and len(viol) > rows_per_round:
             history[-1]["pruned"] = backend.prune()
+    elapsed = time.monotonic() - t0
+    progress(Progress("solve", elapsed, elapsed, "s", f"{status} after {rounds} rounds"))
     result = SolveResult(
         proportions=alpha,
         status=status,

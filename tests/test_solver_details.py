@@ -113,3 +113,31 @@ def test_the_inference_result_carries_details_without_serialising_them(real_lp: 
     assert plain.lp is None and rich.lp is solved.details
     assert rich.to_json() == plain.to_json() and "lp" not in json.loads(rich.to_json())
     assert rich == plain  # the details are not part of equality either
+
+
+def test_the_lp_bar_runs_in_seconds_against_an_estimate(real_lp: solver.MixtureLP) -> None:
+    """Issue 16 item 3: an estimate before the first round, an ETA-able total, a closing event."""
+    from mixinfer.progress import Progress
+
+    events: list[Progress] = []
+    result, _ = solver.solve(real_lp, rows_per_round=200, progress=events.append)
+    assert [e.stage for e in events] == ["solve"] * len(events) and len(events) >= 2
+    assert all(e.unit == "s" and e.total is not None for e in events)
+    first, last = events[0], events[-1]
+    assert first.detail.startswith("round 0:")
+    assert "estimated" in first.detail and "280 merges" in first.detail
+    # Only the last event completes the bar; the others stay below their total.
+    assert all(e.done < e.total for e in events[:-1])  # type: ignore[operator]
+    assert last.done == last.total and last.detail == f"optimal after {result.rounds} rounds"
+    # The per-round profile the benchmark reads.
+    solved = [h for h in result.history if "solve_seconds" in h]
+    assert len(solved) == result.rounds
+    assert all(h["added"] > 0 and h["iterations"] >= 0 and h["search_seconds"] >= 0 for h in solved)
+
+
+def test_the_time_estimate_grows_with_the_lp() -> None:
+    base = solver.estimate_seconds(3000, 5, 100_000)
+    assert base > 0
+    assert solver.estimate_seconds(30000, 5, 100_000) > 10 * base  # superlinear in merges
+    assert solver.estimate_seconds(3000, 50, 100_000) > base
+    assert solver.estimate_seconds(3000, 5, 400_000) > base
