@@ -237,11 +237,22 @@ def _looks_binary(head: bytes) -> bool:
     return b"\0" in head
 
 
+_READ_CHUNK = 1 << 22
+
+
 def _read_txt(f: SampleFile, stats: ReadStats, budget: int) -> Iterator[str]:
     try:
         with _open_stream(f) as fh:
-            # Read a little past the budget so the cut can land on a character boundary.
-            data = fh.read(budget + 4)
+            # Read a little past the budget so the cut can land on a character boundary, in chunks:
+            # read(n) allocates n bytes up front, so a huge budget (--max-bytes 1TB) must not reach it.
+            want, chunks = budget + 4, []
+            while want > 0:
+                chunk = fh.read(min(want, _READ_CHUNK))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                want -= len(chunk)
+            data = b"".join(chunks)
     except SamplesError:
         raise
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
