@@ -473,6 +473,9 @@ class _Unit:
 
 
 def _units(category: Category) -> list[_Unit]:
+    """A category's jobs in reading order: a file larger than ``_PART_BYTES`` that can be entered
+    in the middle is split (:func:`~mixinfer.sources.file_parts`), one job per part; other files
+    are taken together, in order, until they hold about ``_GROUP_BYTES``."""
     units: list[_Unit] = []
     group: list[SampleFile] = []
     group_start = group_size = 0
@@ -628,7 +631,8 @@ def _count_in_units(
     total: int,
     progress: ProgressCallback,
 ) -> dict[int, tuple[dict[bytes, int], ReadStats]]:
-    """Count categories one job per file or file part; the same counts as reading each straight.
+    """Count categories one job per file, file part or run of small files (:func:`_units`); the
+    same counts as reading each category straight.
 
     How the budget stays exact: a unit's text depends on the budget left where it starts, which
     depends on every unit before it. So units are counted speculatively, each with the budget left

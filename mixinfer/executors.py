@@ -1,8 +1,8 @@
-"""Executors: where the parallel stages run (this process, a pool of local processes; Dask next).
+"""Executors: where the parallel stages run (this process, a pool of local processes, a Dask cluster).
 
-Counting words and replaying merges are one independent job per category. A stage hands an
-executor a module-level function and one tuple of arguments per job, and takes the results back
-as they complete::
+Counting words is one independent job per file or file part, replaying merges one per category.
+A stage hands an executor a module-level function and one tuple of arguments per job, and takes
+the results back as they complete::
 
     with get_executor("process", workers=4) as executor:
         for index, result in executor.map_unordered(work, [(a,), (b,)], initializer=setup, initargs=(x,)):
