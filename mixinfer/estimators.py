@@ -3,10 +3,12 @@
 Every estimator starts from the same :class:`mixinfer.solver.MixtureLP` (the paper's constraints
 over the traces) and returns a :class:`mixinfer.solver.SolveResult`. The default, ``lp``, is the
 exact LP of the paper, unchanged. The others are variants meant to survive samples that do not
-match the tokenizer's training text (issue 15): they use the LP's two estimator hooks,
-:attr:`MixtureLP.allowed` (which pairs may compete with a merge) and :attr:`MixtureLP.pair_cost`
-(each pair's slack cost), and may solve more than once. Each is measured on matched and shifted
-samples in BENCHMARKS.md (the robustness section), which says which one is the default and why.
+match the tokenizer's training text (issue 15): they use the LP's estimator hooks
+(:attr:`MixtureLP.allowed`: which pairs may compete with a merge; :attr:`MixtureLP.pair_cost`:
+each pair's slack cost). Each is measured on matched and shifted samples in BENCHMARKS.md (the
+robustness section), which says why ``lp`` stays the default and which variants were tried and
+dropped (a minimum pair support, trimming the largest pair slacks, per-pair slack costs, a softmax
+likelihood over the merge order: none better than these on the shifted rows).
 
 The registry :data:`ESTIMATORS` maps a name to an :class:`Estimator`; :func:`check_estimator`
 validates a name (the CLI's ``--estimator``, :class:`mixinfer.options.Options`), and
@@ -23,18 +25,9 @@ import numpy as np
 
 from mixinfer.errors import UsageError
 from mixinfer.progress import ProgressCallback, noop
-from mixinfer.solver import SCALE, MixtureLP, SolveResult, solve
+from mixinfer.solver import MixtureLP, SolveResult, solve
 
 DEFAULT_ESTIMATOR = "lp"
-
-# -- settings of the variants (chosen on the benchmark, see BENCHMARKS.md) ------------------------
-
-# ``support``: a pair competes only when some category's sample holds it at least this many times
-# (raw count, at its most frequent over the constrained steps).
-MIN_SUPPORT = 20
-# ``trim``: after a first solve, the pairs carrying the largest slacks are dropped from the
-# competitors until this share of the total pair slack is gone, and the LP is solved again.
-TRIM_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,21 +72,6 @@ def _exact(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
     return _solve(lp, ctx)
 
 
-def support(lp: MixtureLP) -> np.ndarray:
-    """Per pair of ``lp.codes``, the largest raw count any category's sample holds of it over the
-    constrained steps (counts are stored per :data:`SCALE` units; this undoes the scaling)."""
-    best = np.zeros(lp.pairs)
-    first = np.maximum(lp.seg_start, lp.start)
-    live = lp.seg_lo < lp.seg_hi  # segments that touch a constrained step
-    for i in range(lp.n):
-        onehot = np.zeros(lp.n)
-        onehot[i] = 1.0
-        raw = lp.segment_values(onehot) * lp.units[i] / SCALE
-        np.maximum.at(best, lp.seg_pair[live], raw[live])
-    del first
-    return best
-
-
 def merged_pairs(lp: MixtureLP, all_merge_codes: np.ndarray | None, *, within_t: bool) -> np.ndarray:
     """A bool per pair of ``lp.codes``: is it a merge of the tokenizer (within the first T, or
     anywhere in its merge list)?"""
@@ -117,35 +95,6 @@ def _merged(within_t: bool) -> Run:
     return run
 
 
-def _support(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
-    lp.allowed = support(lp) >= MIN_SUPPORT
-    lp.pair_cost = None
-    return _solve(lp, ctx)
-
-
-def _trim(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
-    lp.allowed, lp.pair_cost = None, None
-    first, notes = _solve(lp, ctx)
-    details = first.details
-    if first.status != "optimal" or details is None or not len(details.pair_slack):
-        return first, notes
-    slack = details.pair_slack
-    order = np.argsort(-slack, kind="stable")
-    total = float(slack.sum())
-    if total <= 0:
-        return first, notes
-    covered = np.cumsum(slack[order]) / total
-    drop = order[: int(np.searchsorted(covered, TRIM_SHARE)) + 1]
-    drop = drop[slack[drop] > 0]
-    allowed = np.ones(lp.pairs, dtype=bool)
-    allowed[np.searchsorted(lp.codes, details.pair_codes[drop])] = False
-    lp.allowed = allowed
-    second, more = _solve(lp, ctx)
-    second.rounds += first.rounds
-    second.seconds += first.seconds
-    return second, notes + [n for n in more if n not in notes]
-
-
 ESTIMATORS: dict[str, Estimator] = {
     e.name: e
     for e in (
@@ -157,18 +106,6 @@ ESTIMATORS: dict[str, Estimator] = {
         ),
         Estimator(
             "merged-t", "only pairs among the first T merges compete with a merge", _merged(within_t=True)
-        ),
-        Estimator(
-            "support",
-            f"only pairs some sample holds at least {MIN_SUPPORT} times compete with a merge",
-            _support,
-            f"min_support={MIN_SUPPORT}",
-        ),
-        Estimator(
-            "trim",
-            f"solve, drop the pairs carrying {TRIM_SHARE:.0%} of the pair slack, solve again",
-            _trim,
-            f"share={TRIM_SHARE}",
         ),
     )
 }
