@@ -5,7 +5,9 @@ are dealt, in reading order, into ``K`` blocks (document ``i`` to block ``i mod 
 the number of documents). A replicate draws ``K`` blocks with replacement per category; since a
 trace is linear in the word counts, the replicate's trace is the multiplicity-weighted sum of the
 block traces (:func:`mixinfer.replay.sum_traces`), and all block traces come from one replay per
-category (:func:`mixinfer.replay.replay_blocks`). Each replicate's LP is then solved; the interval
+category (:func:`mixinfer.replay.replay_blocks`). Each replicate's LP has the full sample's pairs
+and segments (zero counts kept), so with HiGHS it is solved from the rows and basis of the full
+sample's optimum (:meth:`mixinfer.solver.HighsBackend.retarget`), not from scratch; the interval
 of a category is the percentile interval of its replicate proportions. Draws come from
 ``numpy.random.default_rng([seed, replicate])``: the same seed gives the same intervals.
 """
@@ -25,7 +27,7 @@ from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import TokenTable, Trace, replay_blocks, sum_traces
 from mixinfer.samples import Category, ReadStats, iter_documents
-from mixinfer.solver import MixtureLP, solve
+from mixinfer.solver import HighsBackend, MixtureLP, make_backend, solve
 
 WIDEN = 2.0
 """Half-width multiplier of the intervals, calibrated on simulations (see the module docstring)."""
@@ -154,21 +156,37 @@ def bootstrap(
     out = np.zeros((replicates, len(blocks)))
     statuses: list[str] = []
     codes = table.merge_codes
-    for r in range(replicates):
-        progress(Progress("bootstrap", r, replicates, "replicates"))
-        rng = np.random.default_rng([seed, r])
-        traces: list[Trace] = []
-        sizes = np.zeros(len(blocks))
-        for i, b in enumerate(blocks):
-            k = len(b.words)
-            weights = np.bincount(rng.integers(0, k, size=k), minlength=k)
-            traces.append(sum_traces(per_block[i], weights))
-            sizes[i] = float(weights @ b.bytes)
+
+    def lp_of(weights: list[np.ndarray]) -> tuple[MixtureLP, np.ndarray, np.ndarray]:
+        # Zeros are kept, so every replicate's LP has the full sample's pairs and segments.
+        traces = [sum_traces(per_block[i], w, keep_zeros=True) for i, w in enumerate(weights)]
+        sizes = np.array([float(w @ b.bytes) for w, b in zip(weights, blocks, strict=True)])
         units = sizes
         if normalize == "pairs":
             units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
-        lp = MixtureLP(traces, units.tolist(), codes, start=start)
-        result, _ = solve(lp, solver=solver, time_limit=time_limit)
+        return MixtureLP(traces, units.tolist(), codes, start=start), sizes, units
+
+    # The full sample's LP, solved once: each replicate starts from its rows and basis (HiGHS).
+    full, _, _ = lp_of([np.ones(len(b.words), dtype=np.int64) for b in blocks])
+    made, _ = make_backend(solver, full)
+    backend = made if isinstance(made, HighsBackend) else None
+    if backend is not None:
+        progress(Progress("bootstrap", 0, replicates, "replicates", "the full sample's LP"))
+        solve(full, time_limit=time_limit, backend=backend)
+        start_from = backend.snapshot()
+    for r in range(replicates):
+        progress(Progress("bootstrap", r, replicates, "replicates"))
+        rng = np.random.default_rng([seed, r])
+        draws = [
+            np.bincount(rng.integers(0, len(b.words), size=len(b.words)), minlength=len(b.words))
+            for b in blocks
+        ]
+        lp, sizes, units = lp_of(draws)
+        if backend is not None:
+            backend.retarget(lp, start_from)
+            result, _ = solve(lp, time_limit=time_limit, backend=backend)
+        else:
+            result, _ = solve(lp, solver=solver, time_limit=time_limit)
         alpha = result.proportions
         if normalize == "pairs":
             alpha = alpha * sizes / units

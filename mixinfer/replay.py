@@ -348,16 +348,21 @@ def replay_weighted(
     return traces
 
 
-def sum_traces(traces: Sequence[Trace], weights: Sequence[float] | np.ndarray | None = None) -> Trace:
+def sum_traces(
+    traces: Sequence[Trace], weights: Sequence[float] | np.ndarray | None = None, *, keep_zeros: bool = False
+) -> Trace:
     """The trace of a weighted union of samples: ``sum_j weights[j] * traces[j]`` (exact, linear).
 
-    Weights are whole numbers (bootstrap multiplicities); the counts stay integers.
+    Weights are whole numbers (bootstrap multiplicities); the counts stay integers. With
+    ``keep_zeros`` every entry of every trace is kept, zero or not, so sums of the same traces
+    under any weights have the same entries (and their LPs the same structure: the bootstrap
+    solves every replicate from the full sample's basis).
     """
     if not traces:
         raise ValueError("sum_traces needs at least one trace")
     w = np.ones(len(traces), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
     merges = traces[0].merges
-    use = [j for j in range(len(traces)) if w[j]]
+    use = [j for j in range(len(traces)) if w[j] or keep_zeros]
     if not use:
         empty = np.zeros(0, dtype=np.int64)
         return Trace(merges, empty, empty, np.zeros(0, dtype=np.int32), empty, empty)
@@ -374,8 +379,8 @@ def sum_traces(traces: Sequence[Trace], weights: Sequence[float] | np.ndarray | 
     sums = np.rint(np.bincount(inv, weights=delta.astype(np.float64), minlength=len(uniq))).astype(np.int64)
     first = np.zeros(len(uniq), dtype=np.int64)
     first[inv] = np.arange(len(key))
-    nz = sums != 0
-    keep_init = init_counts != 0
+    nz = (sums != 0) | keep_zeros
+    keep_init = (init_counts != 0) | keep_zeros
     return Trace(
         merges,
         init_codes[keep_init],

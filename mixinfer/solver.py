@@ -567,6 +567,18 @@ class MixtureLP:
         return segs[bad], nodes[bad], viol[bad]
 
 
+def same_structure(a: MixtureLP, b: MixtureLP) -> bool:
+    """Whether two LPs differ only in their counts: same steps, pair codes, merges and segments
+    (as the bootstrap's replicates are, built with :func:`mixinfer.replay.sum_traces`'s ``keep_zeros``)."""
+    return (
+        a.n == b.n
+        and a.T == b.T
+        and a.start == b.start
+        and np.array_equal(a.codes, b.codes)
+        and np.array_equal(a.seg_key, b.seg_key)
+    )
+
+
 class _Backend(ABC):
     """Bookkeeping common to backends: generated rows and the pairs that have a slack column."""
 
@@ -613,6 +625,21 @@ class _Backend(ABC):
     @abstractmethod
     def solve(self, time_limit: float | None) -> _Solution:
         """Solve; return (status, objective, alpha, v per constrained step, v_p by pair)."""
+
+
+@dataclass
+class _Snapshot:
+    """A HiGHS model at one moment (:meth:`HighsBackend.snapshot`)."""
+
+    lp: MixtureLP
+    model: Any
+    basis: Any
+    present: set[int]
+    pair_col: dict[int, Any]
+    segment_col: dict[int, int]
+    row_keys: np.ndarray
+    row_segs: np.ndarray
+    ncols: int
 
 
 class HighsBackend(_Backend):
@@ -663,6 +690,8 @@ class HighsBackend(_Backend):
         self.base_rows = self.h.getNumRow()
         # Key of every row after the base rows (-1 for the definitions of z_s, never pruned).
         self.row_keys = np.zeros(0, dtype=np.int64)
+        # The segment whose z_s each row after the base rows defines (-1 for generated rows).
+        self.row_segs = np.zeros(0, dtype=np.int64)
         # Whether HiGHS's solution belongs to the model as it is (no rows added or deleted since).
         self.solved = False
         self._iterations = 0
@@ -728,6 +757,7 @@ class HighsBackend(_Backend):
             value[:, self.n] = 1.0
             self._add_rows(np.zeros(m), np.zeros(m), index, value)
             self.row_keys = np.concatenate([self.row_keys, np.full(m, -1, dtype=np.int64)])
+            self.row_segs = np.concatenate([self.row_segs, new_segs])
         k = len(segments)
         pc = np.fromiter((self.pair_col[p] for p in pairs.tolist()), np.int64, count=k)
         zc = np.fromiter((self.segment_col[s] for s in segments.tolist()), np.int64, count=k)
@@ -735,6 +765,7 @@ class HighsBackend(_Backend):
         self._add_rows(np.zeros(k), np.full(k, self.inf), index, np.tile([1.0, 1.0, -1.0], (k, 1)))
         keys = self.key(segments, nodes)
         self.row_keys = np.concatenate([self.row_keys, keys])
+        self.row_segs = np.concatenate([self.row_segs, np.full(k, -1, dtype=np.int64)])
         self.present.update(keys.tolist())
         self.solved = False
 
@@ -757,8 +788,77 @@ class HighsBackend(_Backend):
             self.h.deleteRows(len(drop), (self.base_rows + drop).astype(np.int32))
             self.present.difference_update(self.row_keys[drop].tolist())
             self.row_keys = np.delete(self.row_keys, drop)
+            self.row_segs = np.delete(self.row_segs, drop)
             self.solved = False
         return len(drop)
+
+    def snapshot(self) -> _Snapshot:
+        """The model, its basis and the bookkeeping of its rows, for :meth:`retarget`."""
+        return _Snapshot(
+            self.lp,
+            self.h.getLp(),
+            self.h.getBasis(),
+            set(self.present),
+            dict(self.pair_col),
+            dict(self.segment_col),
+            self.row_keys.copy(),
+            self.row_segs.copy(),
+            self.ncols,
+        )
+
+    def retarget(self, lp: MixtureLP, origin: _Snapshot | None = None) -> None:
+        """Put the counts of ``lp`` in place of the current LP's, keeping rows, columns and basis.
+
+        ``lp`` must have the current LP's structure (the same pair codes, segments and steps; see
+        :func:`same_structure`): then every row of the model is a constraint of ``lp``'s LP too,
+        and only the coefficients of ``alpha`` change (in the leaf rows and the ``z_s`` definition
+        rows). The model is passed back to HiGHS with its last basis, so the next solve starts
+        from it. With ``origin`` (a :meth:`snapshot`), the model and basis of the snapshot are
+        used instead of the current ones: the bootstrap starts every replicate from the full
+        sample's optimum, not from the previous replicate's larger model.
+        """
+        if not same_structure(self.lp, lp):
+            raise ValueError("retarget needs an LP with the same pairs, segments and steps")
+        if origin is not None:
+            if not same_structure(origin.lp, lp):
+                raise ValueError("retarget needs an LP with the same pairs, segments and steps")
+            self.present = set(origin.present)
+            self.pair_col = dict(origin.pair_col)
+            self.segment_col = dict(origin.segment_col)
+            self.row_keys = origin.row_keys.copy()
+            self.row_segs = origin.row_segs.copy()
+            self.ncols = origin.ncols
+        model = self.h.getLp() if origin is None else origin.model
+        a = model.a_matrix_
+        if a.format_ != self._hs.MatrixFormat.kColwise:
+            raise SolverError("internal error: HiGHS returned a row-wise matrix")
+        start = np.asarray(a.start_, dtype=np.int64)
+        index = np.asarray(a.index_, dtype=np.int32)
+        value = np.asarray(a.value_, dtype=float)
+        n, steps = self.n, lp.steps
+        defs = np.flatnonzero(self.row_segs >= 0)
+        rows = np.concatenate([[0], 1 + np.arange(steps), self.base_rows + defs]).astype(np.int32)
+        counts = np.concatenate(
+            [np.ones((1, n)), lp.merge_counts(), -lp.segment_counts(self.row_segs[defs])], axis=0
+        )
+        cols_i: list[np.ndarray] = []
+        cols_v: list[np.ndarray] = []
+        for i in range(n):
+            keep = counts[:, i] != 0.0
+            cols_i.append(rows[keep])
+            cols_v.append(counts[keep, i])
+        lengths = np.array([len(c) for c in cols_i], dtype=np.int64)
+        new_start = np.concatenate([[0], np.cumsum(lengths), np.sum(lengths) + start[n + 1 :] - start[n]])
+        a.start_ = new_start.astype(np.int32)
+        a.index_ = np.concatenate([*cols_i, index[start[n] :]]).astype(np.int32)
+        a.value_ = np.concatenate([*cols_v, value[start[n] :]])
+        model.a_matrix_ = a
+        basis = self.h.getBasis() if origin is None else origin.basis
+        self.h.passModel(model)
+        if basis.valid:
+            self.h.setBasis(basis)
+        self.lp = lp
+        self.solved = False
 
     def final_rows(self) -> _Duals:
         """Generated rows in model order, and HiGHS's duals when they describe this model."""
@@ -980,15 +1080,18 @@ def solve(
     time_limit: float | None = None,
     rows_per_round: int | None = None,
     progress: ProgressCallback = noop,
+    backend: _Backend | None = None,
 ) -> tuple[SolveResult, list[str]]:
     """Solve the mixture LP lazily; return the result and notices (e.g. a solver fallback).
 
     ``rows_per_round`` caps the rows added per round (default :func:`rows_per_round_for`).
+    ``backend``: a backend already holding rows (and a basis) for an LP of the same structure,
+    retargeted to ``lp`` (:meth:`HighsBackend.retarget`); it is solved first and grown from
+    there (the bootstrap's warm start). Default: a new one for ``solver``.
     """
     if rows_per_round is None:
         rows_per_round = rows_per_round_for(lp.steps)
     t0 = time.monotonic()
-    backend, notes = make_backend(solver, lp)
     alpha = np.full(lp.n, 1.0 / lp.n)
     v_step = np.zeros(lp.steps)
     v_pair = np.zeros(lp.pairs)
@@ -996,12 +1099,26 @@ def solve(
     objective = 0.0
     status = "optimal"
     solver_seconds = 0.0
+    if backend is None:
+        backend, notes = make_backend(solver, lp)
+    else:
+        notes = []
+        if backend.lp is not lp:
+            raise ValueError("retarget the backend to this LP before solving it")
+        state, objective, alpha, v_step, vp = backend.solve(time_limit)
+        solver_seconds = time.monotonic() - t0
+        alpha = np.clip(alpha, 0.0, None)
+        alpha = alpha / alpha.sum() if alpha.sum() > 0 else np.full(lp.n, 1.0 / lp.n)
+        if vp:
+            v_pair[np.fromiter(vp.keys(), np.int64)] = np.fromiter(vp.values(), float)
+        if state == "time_limit":
+            status = "time_limit"
     max_violation = 0.0
     history: list[dict[str, float]] = []
     estimate = estimate_seconds(lp.steps, lp.n, lp.pairs)
     short = _duration(estimate)
     about = f"estimated {short} for {lp.steps:,} merges, {lp.n} categories, {lp.pairs:,} pairs"
-    while True:
+    while status == "optimal":
         s0 = time.monotonic()
         segments, nodes, viol = lp.violations(alpha, v_step, v_pair)
         keys = backend.key(segments, nodes)

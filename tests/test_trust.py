@@ -205,3 +205,51 @@ def test_calibrated_intervals_reflect_the_replicates_and_double_the_half_width()
     # Always within [0, 1] and holding the estimate.
     edge = calibrated_intervals(["z"], np.full((50, 1), 0.3), {"z": 0.0}, 0.9)
     assert edge["z"][0] == 0.0 and 0.0 <= edge["z"][1] <= 1.0
+
+
+def test_a_replicate_solved_from_the_full_samples_basis_reaches_its_own_optimum(
+    world: dict[str, Path],
+) -> None:
+    """The warm start (rows and basis of the full sample's LP, counts swapped in) stays exact."""
+    from mixinfer.replay import TokenTable, replay_blocks, sum_traces
+    from mixinfer.solver import HighsBackend, MixtureLP, solve
+
+    tok = load_tokenizer(world["tok"])
+    table = TokenTable.build(tok)
+    per_block = [
+        replay_blocks(
+            count_blocks(c, tok.pretokenizer, max_bytes=100_000, unit="document", blocks=8).words, table, 400
+        )
+        for c in discover(world["samples"])
+    ]
+
+    def lp_of(weights: list[np.ndarray]) -> MixtureLP:
+        traces = [sum_traces(pb, w, keep_zeros=True) for pb, w in zip(per_block, weights, strict=True)]
+        return MixtureLP(traces, [float(t.init_counts.sum()) for t in traces], table.merge_codes, start=5)
+
+    full = lp_of([np.ones(8, dtype=np.int64)] * 3)
+    backend = HighsBackend(full)
+    full_result, _ = solve(full, backend=backend, rows_per_round=300)
+    # The same entries as the plain sum, only zeros added: the same LP.
+    plain = MixtureLP(
+        [sum_traces(pb) for pb in per_block],
+        [float(sum_traces(pb).init_counts.sum()) for pb in per_block],
+        table.merge_codes,
+        start=5,
+    )
+    assert solve(plain)[0].objective == pytest.approx(full_result.objective, rel=1e-7)
+    snap = backend.snapshot()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        replicate = lp_of([np.bincount(rng.integers(0, 8, 8), minlength=8) for _ in per_block])
+        # From the previous replicate's model, or from the full sample's (as the bootstrap does).
+        backend.retarget(replicate, snap if i % 2 else None)
+        warm, _ = solve(replicate, backend=backend, rows_per_round=300)
+        cold, _ = solve(replicate, rows_per_round=300)
+        assert warm.status == cold.status == "optimal"
+        assert warm.objective == pytest.approx(cold.objective, rel=1e-7)
+        assert warm.objective != pytest.approx(full_result.objective, rel=1e-4)  # a different LP
+    other = lp_of([np.ones(8, dtype=np.int64)] * 3)
+    other.start = 6
+    with pytest.raises(ValueError, match="same pairs"):
+        backend.retarget(other)
