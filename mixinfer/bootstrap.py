@@ -131,6 +131,14 @@ def calibrated_intervals(
     return out
 
 
+def count_and_replay_blocks(
+    category: Category, pretok: Pretokenizer, max_bytes: int, unit: str, table: TokenTable, merges: int
+) -> tuple[Blocks, list[Trace]]:
+    """One category's blocks and their traces: a job of its own (categories run in parallel)."""
+    blocks = count_blocks(category, pretok, max_bytes=max_bytes, unit=unit)
+    return blocks, replay_blocks(blocks.words, table, merges)
+
+
 def bootstrap(
     blocks: Sequence[Blocks],
     table: TokenTable,
@@ -144,13 +152,18 @@ def bootstrap(
     solver: str = "auto",
     time_limit: float | None = None,
     progress: ProgressCallback = noop,
+    block_traces: Sequence[list[Trace]] | None = None,
 ) -> BootstrapResult:
-    """Solve ``replicates`` resampled LPs; return their proportions and percentile intervals."""
+    """Solve ``replicates`` resampled LPs; return their proportions and percentile intervals.
+
+    ``block_traces``: each category's block traces when already replayed
+    (:func:`count_and_replay_blocks`); replayed here otherwise.
+    """
     if replicates < 1:
         raise UsageError(f"bootstrap needs at least 1 replicate, not {replicates}")
     t0 = time.monotonic()
-    per_block: list[list[Trace]] = []
-    for b in blocks:
+    per_block: list[list[Trace]] = list(block_traces) if block_traces is not None else []
+    for b in blocks[len(per_block) :]:
         progress(Progress("bootstrap", 0, replicates, "replicates", f"block traces of {b.category}"))
         per_block.append(replay_blocks(b.words, table, merges))
     out = np.zeros((replicates, len(blocks)))

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from mixinfer import keys
-from mixinfer.bootstrap import DEFAULT_BLOCKS, BootstrapResult, count_blocks
+from mixinfer.bootstrap import DEFAULT_BLOCKS, Blocks, BootstrapResult, count_and_replay_blocks
 from mixinfer.bootstrap import bootstrap as run_bootstrap
 from mixinfer.cleaning import CleaningReport, clean_merges, disabled_report
 from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.estimators import cache_tag, estimate
+from mixinfer.executors import ProcessExecutor, SerialExecutor
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
@@ -447,14 +448,28 @@ def bootstrap(
             float(meta["seconds"]),
         )
     pretok = prepared.tok.pretokenizer
-    blocks = []
-    for i, c in enumerate(categories):
-        runtime.progress(Progress("blocks", i, len(categories), "categories", c.name))
-        blocks.append(count_blocks(c, pretok, max_bytes=options.max_bytes, unit=options.unit))
-    runtime.progress(Progress("blocks", len(categories), len(categories), "categories"))
+    table = TokenTable.build(prepared.tok)
+    # One job per category (counting its blocks, then one weighted replay), in parallel.
+    jobs = [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
+    found: dict[int, tuple[Blocks, list[Trace]]] = {}
+    runtime.progress(Progress("blocks", 0, len(categories), "categories"))
+    pool = runtime.pool()
+    owned = None
+    if pool == "auto":
+        n = min(runtime.workers or os.cpu_count() or 1, len(jobs))
+        pool = owned = ProcessExecutor(n) if n > 1 else SerialExecutor()
+    try:
+        for index, done in pool.map_unordered(count_and_replay_blocks, jobs):
+            found[index] = done
+            name = categories[index].name
+            runtime.progress(Progress("blocks", len(found), len(categories), "categories", name))
+    finally:
+        if owned is not None:
+            owned.close()
+    blocks = [found[i][0] for i in range(len(categories))]
     result = run_bootstrap(
         blocks,
-        TokenTable.build(prepared.tok),
+        table,
         prepared.merges_used,
         start=prepared.start_merge,
         normalize=options.normalize,
@@ -464,6 +479,7 @@ def bootstrap(
         solver=options.solver,
         time_limit=options.time_limit,
         progress=runtime.progress,
+        block_traces=[found[i][1] for i in range(len(categories))],
     )
     meta = {"blocks": result.blocks, "statuses": result.statuses, "seconds": result.seconds}
     runtime.cache.store("bootstrap", key, {"proportions": result.proportions}, meta)
