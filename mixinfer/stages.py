@@ -297,7 +297,20 @@ class Solution:
     details: LPDetails | None = None
 
 
-_SOLVER_ORDER = ("name", "status", "objective", "rounds", "constraints", "variables", "pairs")
+# The key order of a fresh solve's solver object (solve below), restored on a cached one.
+_SOLVER_ORDER = (
+    "name",
+    "status",
+    "objective",
+    "rounds",
+    "constraints",
+    "variables",
+    "pairs",
+    "max_violation",
+    "normalize",
+    "estimator",
+    "solver_seconds",
+)
 
 
 def words_keys(categories: Sequence[Category], pretok: Pretokenizer, options: Options) -> list[str]:
@@ -398,9 +411,10 @@ def solve(
         "constraints": result.constraints,
         "variables": result.variables,
         "pairs": lp.pairs,
+        # After _SOLVER_ORDER the keys are in alphabetical order, as a cached solution restores them.
+        "estimator": options.estimator,
         "max_violation": result.max_violation,
         "normalize": options.normalize,
-        "estimator": options.estimator,
         "solver_seconds": result.seconds,
     }
     diagnostics = diagnose(lp, result, names, table)
