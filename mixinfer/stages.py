@@ -411,10 +411,9 @@ def solve(
         "constraints": result.constraints,
         "variables": result.variables,
         "pairs": lp.pairs,
-        # After _SOLVER_ORDER the keys are in alphabetical order, as a cached solution restores them.
-        "estimator": options.estimator,
         "max_violation": result.max_violation,
         "normalize": options.normalize,
+        "estimator": options.estimator,
         "solver_seconds": result.seconds,
     }
     diagnostics = diagnose(lp, result, names, table)
