@@ -2,14 +2,13 @@
 
 Every estimator starts from the same :class:`mixinfer.solver.MixtureLP` (the paper's constraints
 over the traces) and returns a :class:`mixinfer.solver.SolveResult`. The default, ``lp``, is the
-exact LP of the paper, unchanged. The others are variants meant to survive samples that do not
-match the tokenizer's training text (issue 15): they use the LP's estimator hooks
-(:attr:`MixtureLP.allowed`: which pairs may compete with a merge; :attr:`MixtureLP.pair_cost`:
-each pair's slack cost). Each is measured on matched and shifted samples in BENCHMARKS.md (the
-robustness section), which says why ``lp`` stays the default and which variants were tried and
-dropped (competitors restricted to merged pairs: a category sharing no pair with the merges then
-absorbs the mixture at no cost; a minimum pair support; trimming the largest pair slacks; uniform
-slack costs; a softmax likelihood over the merge order).
+exact LP of the paper, unchanged, and for now the only one shipped: the variants measured for
+samples that do not match the tokenizer's training text (issue 15; they use the LP's estimator
+hooks :attr:`MixtureLP.allowed` and :attr:`MixtureLP.pair_cost`) are registered by
+``scripts/bench_accuracy.py --robustness`` only, and BENCHMARKS.md (the robustness section) says
+why none was kept: their gains on shifted simulations were small, and those that relax the
+constraints of pairs the tokenizer never merges let a category it never saw absorb weight in real
+audits (GPT-2 comes out 15-98% Korean). A new estimator is one :class:`Estimator` entry here.
 
 The registry :data:`ESTIMATORS` maps a name to an :class:`Estimator`; :func:`check_estimator`
 validates a name (the CLI's ``--estimator``, :class:`mixinfer.options.Options`), and
@@ -73,46 +72,9 @@ def _exact(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
     return _solve(lp, ctx)
 
 
-def merged_pairs(lp: MixtureLP, all_merge_codes: np.ndarray | None, *, within_t: bool) -> np.ndarray:
-    """A bool per pair of ``lp.codes``: is it a merge of the tokenizer (within the first T, or
-    anywhere in its merge list)?"""
-    allowed = np.zeros(lp.pairs, dtype=bool)
-    allowed[lp.merge_pair] = True
-    if not within_t and all_merge_codes is not None:
-        codes = np.asarray(all_merge_codes, dtype=np.int64)
-        idx = np.searchsorted(lp.codes, codes)
-        idx = np.clip(idx, 0, max(lp.pairs - 1, 0))
-        hit = lp.codes[idx] == codes if lp.pairs else np.zeros(len(codes), bool)
-        allowed[idx[hit]] = True
-    return allowed
-
-
-# ``soft-merged``: the slack of a pair the tokenizer never merges costs this much (1 for a merge's
-# pair). Lower lets sample pairs of one source stop holding a category down; 0 would let a
-# category that shares no pair with the merges absorb any weight at no cost (measured: GPT-2
-# comes out 98% Korean with competitors restricted to merged pairs), so it stays positive.
-UNMERGED_COST = 0.25
-
-
-def _soft_merged(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
-    merged = merged_pairs(lp, ctx.all_merge_codes, within_t=False)
-    lp.allowed = None
-    lp.pair_cost = np.where(merged, 1.0, UNMERGED_COST)
-    return _solve(lp, ctx)
-
-
 ESTIMATORS: dict[str, Estimator] = {
     e.name: e
-    for e in (
-        Estimator("lp", "the paper's LP, exact (every pair competes with every merge)", _exact),
-        Estimator(
-            "soft-merged",
-            f"every pair competes, but the slack of a pair the tokenizer never merges costs "
-            f"{UNMERGED_COST} instead of 1",
-            _soft_merged,
-            f"unmerged_cost={UNMERGED_COST}",
-        ),
-    )
+    for e in (Estimator("lp", "the paper's LP, exact (every pair competes with every merge)", _exact),)
 }
 """Every estimator, by name (``--estimator``)."""
 
