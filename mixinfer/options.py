@@ -152,9 +152,7 @@ class Options:
         from mixinfer.estimators import ESTIMATORS  # here: estimators import the solver
 
         if self.estimator not in ESTIMATORS:
-            raise OptionError(
-                "estimator", f"must be one of {', '.join(ESTIMATORS)}, not {self.estimator!r}"
-            )
+            raise OptionError("estimator", f"must be one of {', '.join(ESTIMATORS)}, not {self.estimator!r}")
         if self.bootstrap and self.estimator != "lp":
             raise OptionError(
                 "estimator",
