@@ -523,6 +523,13 @@ def executor_names() -> list[str]:
     return ["auto", *sorted(_REGISTRY)]
 
 
+def auto_executor(workers: int | None, jobs: int) -> Executor:
+    """The ``auto`` choice for ``jobs`` independent jobs: that many processes (at most ``workers``,
+    default one per core) when more than one would run, else this process. The caller closes it."""
+    n = min(workers or os.cpu_count() or 1, jobs)
+    return ProcessExecutor(n) if n > 1 else SerialExecutor()
+
+
 def get_executor(name: str = "auto", workers: int | None = None, **options: Any) -> Executor:
     """The executor registered as ``name``, for ``workers`` parallel jobs (``None``: all cores).
 

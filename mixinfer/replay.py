@@ -13,7 +13,6 @@ and the whole replay grows with the number of distinct words, not with corpus si
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from mixinfer import keys
 from mixinfer.cache import Cache
 from mixinfer.counting import WordCounts
 from mixinfer.errors import TokenizerError
-from mixinfer.executors import Executor, ProcessExecutor, SerialExecutor, get_executor
+from mixinfer.executors import Executor, SerialExecutor, auto_executor, get_executor
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.tokenizer import BPETokenizer
 
@@ -465,8 +464,7 @@ def build_traces(
 
     owned: Executor | None = None
     if executor is None or executor == "auto":
-        n = min(workers or os.cpu_count() or 1, len(todo))
-        executor = owned = ProcessExecutor(n) if n > 1 else None
+        executor = owned = auto_executor(workers, len(todo))
     elif isinstance(executor, str):
         executor = owned = get_executor(executor, workers)
     try:

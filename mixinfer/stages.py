@@ -28,7 +28,7 @@ from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.estimators import cache_tag, estimate
-from mixinfer.executors import ProcessExecutor, SerialExecutor
+from mixinfer.executors import auto_executor
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
@@ -469,8 +469,7 @@ def bootstrap(
     pool = runtime.pool()
     owned = None
     if pool == "auto":
-        n = min(runtime.workers or os.cpu_count() or 1, len(jobs))
-        pool = owned = ProcessExecutor(n) if n > 1 else SerialExecutor()
+        pool = owned = auto_executor(runtime.workers, len(jobs))
     try:
         for index, done in pool.map_unordered(count_and_replay_blocks, jobs):
             found[index] = done
