@@ -48,6 +48,26 @@ _INITIALISED: set[str] = set()
 _INIT_LOCK = threading.Lock()
 
 
+def _submit_jobs(
+    client: Any,
+    fn: Callable[..., Any],
+    jobs: Sequence[Sequence[Any]],
+    initializer: Callable[..., object] | None,
+    initargs: Sequence[Any],
+) -> tuple[str, list[Any]]:
+    """Submit ``fn(*job)`` for every job under a fresh call token; return the token and the futures."""
+    token = secrets.token_hex(8)
+    # Sent to every worker once, not with each job (a pretokenizer, a token table). Under a fresh
+    # key (hash=False): a content key is shared with the previous call's, whose release can
+    # reach the scheduler after this scatter and drop the data under the new jobs.
+    shared = client.scatter(list(initargs), broadcast=True, hash=False) if initargs else []
+    futures = [
+        client.submit(_run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}")
+        for i, job in enumerate(jobs)
+    ]
+    return token, futures
+
+
 class ClusterError(UsageError):
     """The Dask scheduler cannot be reached or the cluster cannot be started (a bad ``--dask``, exit 2)."""
 
@@ -218,17 +238,7 @@ class DaskExecutor:
             return
         client = self._get_client()
         distributed = _distributed()
-        token = secrets.token_hex(8)
-        # Sent to every worker once, not with each job (a pretokenizer, a token table). Under a fresh
-        # key (hash=False): a content key is shared with the previous call's, whose release can
-        # reach the scheduler after this scatter and drop the data under the new jobs.
-        shared = client.scatter(list(initargs), broadcast=True, hash=False) if initargs else []
-        futures = [
-            client.submit(
-                _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"
-            )
-            for i, job in enumerate(todo)
-        ]
+        _, futures = _submit_jobs(client, fn, todo, initializer, initargs)
         index = {f.key: i for i, f in enumerate(futures)}
         self._futures = futures
         finished = False
@@ -261,14 +271,7 @@ class DaskExecutor:
             return
         client = self._get_client()
         distributed = _distributed()
-        token = secrets.token_hex(8)
-        shared = client.scatter(list(initargs), broadcast=True, hash=False) if initargs else []
-        futures: list[Any] = [
-            client.submit(
-                _run_job, token, initializer, shared, fn, job, pure=False, key=f"mixinfer-{token}-{i}"
-            )
-            for i, job in enumerate(todo)
-        ]
+        token, futures = _submit_jobs(client, fn, todo, initializer, initargs)
         summaries = [
             client.submit(summarize, f, pure=False, key=f"mixinfer-{token}-{i}-summary")
             for i, f in enumerate(futures)
