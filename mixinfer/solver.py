@@ -817,11 +817,9 @@ class HighsBackend(_Backend):
         used instead of the current ones: the bootstrap starts every replicate from the full
         sample's optimum, not from the previous replicate's larger model.
         """
-        if not same_structure(self.lp, lp):
+        if not same_structure(self.lp if origin is None else origin.lp, lp):
             raise ValueError("retarget needs an LP with the same pairs, segments and steps")
         if origin is not None:
-            if not same_structure(origin.lp, lp):
-                raise ValueError("retarget needs an LP with the same pairs, segments and steps")
             self.present = set(origin.present)
             self.pair_col = dict(origin.pair_col)
             self.segment_col = dict(origin.segment_col)
