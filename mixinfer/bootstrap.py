@@ -7,15 +7,19 @@ trace is linear in the word counts, the replicate's trace is the multiplicity-we
 block traces (:func:`mixinfer.replay.sum_traces`), and all block traces come from one replay per
 category (:func:`mixinfer.replay.replay_blocks`). Each replicate's LP has the full sample's pairs
 and segments (zero counts kept), so with HiGHS it is solved from the rows and basis of the full
-sample's optimum (:meth:`mixinfer.solver.HighsBackend.retarget`), not from scratch; the interval
-of a category is the percentile interval of its replicate proportions. Draws come from
+sample's optimum (:meth:`mixinfer.solver.HighsBackend.retarget`), not from scratch. Replicates are
+jobs on an executor: each worker solves the full sample's LP once (its initializer), then each of
+its replicates from that optimum, so the answer does not depend on the executor. The reported
+interval is the calibrated basic interval of :func:`calibrated_intervals`. Draws come from
 ``numpy.random.default_rng([seed, replicate])``: the same seed gives the same intervals.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from mixinfer.counting import count_documents
 from mixinfer.errors import UsageError
+from mixinfer.executors import Executor, SerialExecutor
 from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import TokenTable, Trace, replay_blocks, sum_traces
@@ -139,6 +144,73 @@ def count_and_replay_blocks(
     return blocks, replay_blocks(blocks.words, table, merges)
 
 
+# Per worker process: the full sample's LP, solved once, that every replicate of the same call starts
+# from (set by _setup_replicates, an executor initializer; read by _replicate).
+_STATE: dict[str, Any] = {}
+
+
+def _setup_replicates(
+    per_block: Sequence[list[Trace]],
+    sizes: Sequence[np.ndarray],
+    codes: np.ndarray,
+    start: int,
+    normalize: str,
+    solver: str,
+    time_limit: float | None,
+    seed: int,
+    token: str,
+) -> None:
+    """Executor initializer: build and (with HiGHS) solve the full sample's LP once per worker.
+
+    Every worker solves the same LP the same way, so each replicate starts from the same optimum
+    wherever it runs: the results do not depend on how replicates are dealt to workers.
+    """
+    if _STATE.get("token") == token:  # idempotent: this call's state is already here
+        return
+    _STATE.clear()
+    _STATE.update(
+        token=token, per_block=per_block, sizes=sizes, codes=codes, start=start, normalize=normalize,
+        solver=solver, time_limit=time_limit, seed=seed, backend=None, origin=None, full=None,
+    )  # fmt: skip
+    full, _, _ = _replicate_lp([np.ones(len(b), dtype=np.int64) for b in per_block])
+    _STATE["full"] = full
+    made, _ = make_backend(solver, full)
+    if isinstance(made, HighsBackend):
+        solve(full, time_limit=time_limit, backend=made)
+        _STATE.update(backend=made, origin=made.snapshot())
+
+
+def _replicate_lp(weights: list[np.ndarray]) -> tuple[MixtureLP, np.ndarray, np.ndarray]:
+    """The LP of the blocks weighted by ``weights``, its categories' bytes and its units."""
+    per_block, sizes = _STATE["per_block"], _STATE["sizes"]
+    # Zeros are kept, so every replicate's LP has the full sample's pairs and segments.
+    traces = [sum_traces(per_block[i], w, keep_zeros=True) for i, w in enumerate(weights)]
+    nbytes = np.array([float(w @ b) for w, b in zip(weights, sizes, strict=True)])
+    units = nbytes
+    if _STATE["normalize"] == "pairs":
+        units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
+    return MixtureLP(traces, units.tolist(), _STATE["codes"], start=_STATE["start"]), nbytes, units
+
+
+def _replicate(r: int) -> tuple[np.ndarray, str]:
+    """Executor job: replicate ``r``'s proportions in bytes and its LP status."""
+    rng = np.random.default_rng([_STATE["seed"], r])
+    draws = [np.bincount(rng.integers(0, len(b), size=len(b)), minlength=len(b)) for b in _STATE["per_block"]]
+    lp, nbytes, units = _replicate_lp(draws)
+    lp.share_cover(_STATE["full"])
+    backend: HighsBackend | None = _STATE["backend"]
+    if backend is not None:
+        backend.retarget(lp, _STATE["origin"])
+        result, _ = solve(lp, time_limit=_STATE["time_limit"], backend=backend)
+    else:
+        result, _ = solve(lp, solver=_STATE["solver"], time_limit=_STATE["time_limit"])
+    alpha = result.proportions
+    if _STATE["normalize"] == "pairs":
+        alpha = alpha * nbytes / units
+        alpha = alpha / alpha.sum()
+    return alpha, result.status
+
+
 def bootstrap(
     blocks: Sequence[Blocks],
     table: TokenTable,
@@ -153,11 +225,15 @@ def bootstrap(
     time_limit: float | None = None,
     progress: ProgressCallback = noop,
     block_traces: Sequence[list[Trace]] | None = None,
+    executor: Executor | None = None,
 ) -> BootstrapResult:
     """Solve ``replicates`` resampled LPs; return their proportions and percentile intervals.
 
     ``block_traces``: each category's block traces when already replayed
-    (:func:`count_and_replay_blocks`); replayed here otherwise.
+    (:func:`count_and_replay_blocks`); replayed here otherwise. ``executor``: where the
+    replicates are solved (default: this process); each of its workers solves the full sample's
+    LP once and then one replicate per job, each from that optimum, so the proportions are the
+    same on any executor.
     """
     if replicates < 1:
         raise UsageError(f"bootstrap needs at least 1 replicate, not {replicates}")
@@ -167,46 +243,25 @@ def bootstrap(
         progress(Progress("bootstrap", 0, replicates, "replicates", f"block traces of {b.category}"))
         per_block.append(replay_blocks(b.words, table, merges))
     out = np.zeros((replicates, len(blocks)))
-    statuses: list[str] = []
-    codes = table.merge_codes
-
-    def lp_of(weights: list[np.ndarray]) -> tuple[MixtureLP, np.ndarray, np.ndarray]:
-        # Zeros are kept, so every replicate's LP has the full sample's pairs and segments.
-        traces = [sum_traces(per_block[i], w, keep_zeros=True) for i, w in enumerate(weights)]
-        sizes = np.array([float(w @ b.bytes) for w, b in zip(weights, blocks, strict=True)])
-        units = sizes
-        if normalize == "pairs":
-            units = np.array([max(int(tr.init_counts.sum()), 1) for tr in traces], dtype=float)
-        return MixtureLP(traces, units.tolist(), codes, start=start), sizes, units
-
-    # The full sample's LP, solved once: each replicate starts from its rows and basis (HiGHS).
-    full, _, _ = lp_of([np.ones(len(b.words), dtype=np.int64) for b in blocks])
-    made, _ = make_backend(solver, full)
-    backend = made if isinstance(made, HighsBackend) else None
-    if backend is not None:
-        progress(Progress("bootstrap", 0, replicates, "replicates", "the full sample's LP"))
-        solve(full, time_limit=time_limit, backend=backend)
-        start_from = backend.snapshot()
-    for r in range(replicates):
-        progress(Progress("bootstrap", r, replicates, "replicates"))
-        rng = np.random.default_rng([seed, r])
-        draws = [
-            np.bincount(rng.integers(0, len(b.words), size=len(b.words)), minlength=len(b.words))
-            for b in blocks
-        ]
-        lp, sizes, units = lp_of(draws)
-        if backend is not None:
-            backend.retarget(lp, start_from)
-            result, _ = solve(lp, time_limit=time_limit, backend=backend)
-        else:
-            result, _ = solve(lp, solver=solver, time_limit=time_limit)
-        alpha = result.proportions
-        if normalize == "pairs":
-            alpha = alpha * sizes / units
-            alpha = alpha / alpha.sum()
-        out[r] = alpha
-        statuses.append(result.status)
-    progress(Progress("bootstrap", replicates, replicates, "replicates"))
+    statuses = [""] * replicates
+    setup = (
+        per_block, [b.bytes for b in blocks], table.merge_codes, start, normalize, solver, time_limit, seed,
+        os.urandom(8).hex(),
+    )  # fmt: skip
+    pool = executor if executor is not None else SerialExecutor()
+    progress(Progress("bootstrap", 0, replicates, "replicates", "the full sample's LP"))
+    done = 0
+    try:
+        jobs = [(r,) for r in range(replicates)]
+        results = pool.map_unordered(_replicate, jobs, initializer=_setup_replicates, initargs=setup)
+        with closing(results) as it:
+            for r, (alpha, status) in it:
+                out[r] = alpha
+                statuses[r] = status
+                done += 1
+                progress(Progress("bootstrap", done, replicates, "replicates"))
+    finally:
+        _STATE.clear()  # the serial executor ran the setup here: free the full LP
     return BootstrapResult(
         replicates,
         confidence,

@@ -70,6 +70,11 @@ ROWS_PER_ROUND = 10_000
 # stops, since rows pruned there tend to come straight back. Measured on GPT-2, 13 categories,
 # T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
 PRUNE_MIN = 10_000
+
+# The search covers every live segment with tree nodes in every round; when the cover of all segments
+# has at most this many entries (two int32 each: 160 MB), it is computed once and kept.
+COVER_CACHE_ENTRIES = 20_000_000
+
 # A category whose sample holds fewer initial pairs than this (adjacent symbols inside words,
 # counted with multiplicity; English text has about 0.8 per byte, so roughly 13 kB) gets a
 # warning. Measured with the demo tokenizer (known mixture of 5 languages) against the 23 bundled
@@ -435,6 +440,7 @@ class MixtureLP:
         # every pair; a bool per pair of :attr:`codes`) and each pair's slack cost (None: 1.0).
         self.allowed: np.ndarray | None = None
         self.pair_cost: np.ndarray | None = None
+        self._cover: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def pairs(self) -> int:
@@ -520,6 +526,27 @@ class MixtureLP:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(out_i), np.concatenate(out_n)
 
+    def _cover_all(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every segment's canonical cover, computed once when it is small enough to keep.
+
+        The search covers the live segments again in every round; segments and steps do not change
+        between rounds (nor between bootstrap replicates, which share it through :meth:`share_cover`),
+        so when the cover of all segments fits in :data:`COVER_CACHE_ENTRIES` entries it is kept.
+        """
+        if self._cover is None:
+            estimate = self.segments * 2 * max(1, self.leaves.bit_length())
+            if estimate > COVER_CACHE_ENTRIES:
+                return None
+            which, nodes = self.cover(self.seg_lo, self.seg_hi)
+            self._cover = (which.astype(np.int32), nodes.astype(np.int32))
+        return self._cover
+
+    def share_cover(self, other: MixtureLP) -> None:
+        """Use ``other``'s cached cover (same segments and steps: :func:`same_structure`)."""
+        if not same_structure(self, other):
+            raise ValueError("share_cover needs an LP with the same pairs, segments and steps")
+        self._cover = other._cover
+
     def segment_values(self, alpha: np.ndarray) -> np.ndarray:
         """Mixture count of every segment under ``alpha``."""
         inc = np.bincount(
@@ -558,9 +585,16 @@ class MixtureLP:
         live_mask = (self.seg_lo < self.seg_hi) & (y > TOLERANCE)
         if self.allowed is not None:
             live_mask &= self.allowed[self.seg_pair]
-        live = np.flatnonzero(live_mask)
-        which, nodes = self.cover(self.seg_lo[live], self.seg_hi[live])
-        segs = live[which]
+        cached = self._cover_all()
+        if cached is not None:
+            # The same (segment, node) entries, in the same order, as covering the live ones.
+            all_segs, all_nodes = cached
+            keep = live_mask[all_segs]
+            segs, nodes = all_segs[keep].astype(np.int64), all_nodes[keep].astype(np.int64)
+        else:
+            live = np.flatnonzero(live_mask)
+            which, nodes = self.cover(self.seg_lo[live], self.seg_hi[live])
+            segs = live[which]
         thr = node_min[nodes]
         viol = y[segs] - thr
         bad = viol > TOLERANCE * np.maximum(1.0, np.abs(thr))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.estimators import cache_tag, estimate
-from mixinfer.executors import auto_executor
+from mixinfer.executors import Executor, auto_executor
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress
@@ -433,6 +434,20 @@ def solve(
     return solution
 
 
+@contextmanager
+def _pool_for(runtime: Runtime, jobs: int) -> Iterator[Executor]:
+    """The runtime's executor, or for ``auto`` one sized for ``jobs`` (closed on exit)."""
+    pool = runtime.pool()
+    if pool != "auto":
+        yield pool
+        return
+    owned = auto_executor(runtime.workers, jobs)
+    try:
+        yield owned
+    finally:
+        owned.close()
+
+
 def bootstrap(
     categories: Sequence[Category],
     words: Sequence[str],
@@ -466,33 +481,29 @@ def bootstrap(
     jobs = [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
     found: dict[int, tuple[Blocks, list[Trace]]] = {}
     runtime.progress(Progress("blocks", 0, len(categories), "categories"))
-    pool = runtime.pool()
-    owned = None
-    if pool == "auto":
-        pool = owned = auto_executor(runtime.workers, len(jobs))
-    try:
+    with _pool_for(runtime, len(jobs)) as pool:
         for index, done in pool.map_unordered(count_and_replay_blocks, jobs):
             found[index] = done
             name = categories[index].name
             runtime.progress(Progress("blocks", len(found), len(categories), "categories", name))
-    finally:
-        if owned is not None:
-            owned.close()
     blocks = [found[i][0] for i in range(len(categories))]
-    result = run_bootstrap(
-        blocks,
-        table,
-        prepared.merges_used,
-        start=prepared.start_merge,
-        normalize=options.normalize,
-        replicates=options.bootstrap,
-        confidence=options.confidence,
-        seed=options.seed,
-        solver=options.solver,
-        time_limit=options.time_limit,
-        progress=runtime.progress,
-        block_traces=[found[i][1] for i in range(len(categories))],
-    )
+    # Replicates in parallel too: each worker solves the full sample's LP once, then replicates.
+    with _pool_for(runtime, options.bootstrap) as pool:
+        result = run_bootstrap(
+            blocks,
+            table,
+            prepared.merges_used,
+            start=prepared.start_merge,
+            normalize=options.normalize,
+            replicates=options.bootstrap,
+            confidence=options.confidence,
+            seed=options.seed,
+            solver=options.solver,
+            time_limit=options.time_limit,
+            progress=runtime.progress,
+            block_traces=[found[i][1] for i in range(len(categories))],
+            executor=pool,
+        )
     meta = {"blocks": result.blocks, "statuses": result.statuses, "seconds": result.seconds}
     runtime.cache.store("bootstrap", key, {"proportions": result.proportions}, meta)
     return result

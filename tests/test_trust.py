@@ -253,3 +253,67 @@ def test_a_replicate_solved_from_the_full_samples_basis_reaches_its_own_optimum(
     other.start = 6
     with pytest.raises(ValueError, match="same pairs"):
         backend.retarget(other)
+
+
+def _world_blocks(world: dict[str, Path]) -> tuple[list, object, list]:
+    from mixinfer.bootstrap import count_and_replay_blocks
+    from mixinfer.replay import TokenTable
+
+    tok = load_tokenizer(world["tok"])
+    table = TokenTable.build(tok)
+    done = [
+        count_and_replay_blocks(c, tok.pretokenizer, 100_000, "document", table, 400)
+        for c in discover(world["samples"])
+    ]
+    return [b for b, _ in done], table, [t for _, t in done]
+
+
+def test_replicates_are_the_same_on_any_executor(world: dict[str, Path]) -> None:
+    """Each worker solves the full LP itself and every replicate starts from it: proportions do
+    not depend on where, or in which order, replicates run."""
+    from mixinfer.bootstrap import _STATE, bootstrap
+    from mixinfer.executors import ProcessExecutor, SerialExecutor
+
+    blocks, table, traces = _world_blocks(world)
+    kw = dict(start=0, normalize="pairs", replicates=5, confidence=0.9, seed=7, block_traces=traces)
+    serial = bootstrap(blocks, table, 400, executor=SerialExecutor(), **kw)  # type: ignore[arg-type]
+    with ProcessExecutor(2) as pool:
+        parallel = bootstrap(blocks, table, 400, executor=pool, **kw)  # type: ignore[arg-type]
+    assert serial.statuses == parallel.statuses == ["optimal"] * 5
+    assert np.array_equal(serial.proportions, parallel.proportions)
+    assert np.allclose(serial.proportions.sum(axis=1), 1.0)
+    assert len({tuple(row) for row in serial.proportions.round(9)}) > 1  # replicates differ
+    assert not _STATE  # the full LP is not kept in this process after the call
+
+
+def test_the_kept_cover_finds_the_same_violations(
+    world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search with every segment's cover kept equals the search covering live segments anew."""
+    from mixinfer import solver as solver_module
+    from mixinfer.replay import sum_traces
+    from mixinfer.solver import MixtureLP
+
+    _, table, traces = _world_blocks(world)
+    summed = [sum_traces(t, keep_zeros=True) for t in traces]
+
+    def lp() -> MixtureLP:
+        return MixtureLP(summed, [float(t.init_counts.sum()) for t in summed], table.merge_codes, start=3)
+
+    kept, fresh = lp(), lp()
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        alpha = rng.dirichlet(np.ones(kept.n))
+        v_step = rng.exponential(2.0, kept.steps) * (rng.random(kept.steps) < 0.5)
+        v_pair = rng.exponential(2.0, kept.pairs) * (rng.random(kept.pairs) < 0.5)
+        got = kept.violations(alpha, v_step, v_pair)
+        monkeypatch.setattr(solver_module, "COVER_CACHE_ENTRIES", 0)
+        want = fresh.violations(alpha, v_step, v_pair)
+        monkeypatch.undo()
+        assert len(want[0]) > 0
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g, w)
+    assert kept._cover is not None and fresh._cover is None
+    other = lp()
+    other.share_cover(kept)
+    assert other._cover is kept._cover
