@@ -191,6 +191,48 @@ def test_the_tree_of_merges_equals_the_flat_merge(threaded: Any, parts: list[dic
     assert counting._words_of(red.result()) == flat
 
 
+def _many_words(n: int, start: int) -> dict[bytes, int]:
+    return {b"w%d" % i: 1 for i in range(start, start + n)}
+
+
+def _held_on_workers(dask_worker: Any) -> list[tuple[str, int]]:
+    """Every value a worker holds: its type and how many frames Dask's transport sends it in."""
+    from distributed.protocol import dumps, to_serialize
+
+    return [
+        (type(value).__name__, len(dumps({"data": {str(key): to_serialize(value)}})))
+        for key, value in list(dask_worker.data.items())
+    ]
+
+
+def test_results_summaries_and_merges_travel_as_one_object_each(threaded: Any) -> None:
+    """Dask's transport sends a bare dict with bytes keys as one frame per entry: a partial count of
+    130,000 words cost its worker 120 MB to send, and worker memory grew with the input. Every
+    value the cluster holds for us is boxed, so it goes as one pickle whatever its size."""
+    client = threaded._get_client()
+    handles = []
+    with closing(threaded.map_kept(_many_words, [(4000, 0), (3000, 2000)], summarize=len)) as results:
+        for _, summary, handle in results:
+            assert summary in (4000, 3000)  # summaries come back unboxed
+            handles.append(handle)
+    red = threaded.reducer(_REAL_MERGE)
+    for h in handles:
+        red.add(h)
+    merge = next(f for f in red.levels if f is not None)
+    merge.result()  # the merge task has run and is held on a worker
+    held = [v for per_worker in client.run(_held_on_workers).values() for v in per_worker]
+    assert len(held) >= 3  # two job results and their merge
+    assert all(kind == "_Boxed" for kind, _ in held), held
+    assert max(frames for _, frames in held) < 10, held
+    handles.clear()
+    words = red.result()
+    assert words == {
+        **_many_words(2000, 0),
+        **{b"w%d" % i: 2 for i in range(2000, 4000)},
+        **_many_words(1000, 4000),
+    }
+
+
 class _DyingFile(SampleFile):
     """Reading it kills the worker process, as the kernel's OOM killer would."""
 
