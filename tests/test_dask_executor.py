@@ -233,6 +233,32 @@ def test_results_summaries_and_merges_travel_as_one_object_each(threaded: Any) -
     }
 
 
+def _held_keys(dask_worker: Any) -> int:
+    return len(dask_worker.data)
+
+
+def test_nothing_stays_on_the_workers_after_a_count(
+    threaded: Any, tmp_path: Path, license_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every job result, summary, merge and the scattered pretokenizer is released once counted:
+    a worker's memory does not grow with the runs or the parts it has counted."""
+    import time
+
+    from mixinfer import counting
+
+    monkeypatch.setattr(counting, "_PART_BYTES", 4000)
+    categories = discover(_parts_folder(tmp_path, license_text))
+    client = threaded._get_client()
+    for budget in (10**9, 40_000):  # with a budget, speculative jobs past it are dropped too
+        counts = count_words(categories, PRESETS["gpt2"], max_bytes=budget, executor=threaded)
+        assert all(wc.words for wc in counts)
+        # Releases reach the scheduler asynchronously: wait for them (not a timing assertion).
+        deadline = time.monotonic() + 30
+        while sum(client.run(_held_keys).values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(client.run(_held_keys).values()) == 0
+
+
 class _DyingFile(SampleFile):
     """Reading it kills the worker process, as the kernel's OOM killer would."""
 
