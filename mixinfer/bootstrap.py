@@ -170,17 +170,63 @@ def _setup_replicates(
     _STATE.clear()
     _STATE.update(
         token=token, per_block=per_block, sizes=sizes, codes=codes, start=start, normalize=normalize,
-        solver=solver, time_limit=time_limit, seed=seed, backend=None, origin=None, full=None,
+        solver=solver, time_limit=time_limit, seed=seed, backend=None, origin=None,
     )  # fmt: skip
-    full, _, _ = _replicate_lp([np.ones(len(b), dtype=np.int64) for b in per_block])
-    _STATE["full"] = full
+    full, _, _ = _lp_from_traces([np.ones(len(b), dtype=np.int64) for b in per_block])
+    _STATE.update(full=full, **_entries_of_blocks(full, per_block))
     made, _ = make_backend(solver, full)
     if isinstance(made, HighsBackend):
         solve(full, time_limit=time_limit, backend=made)
         _STATE.update(backend=made, origin=made.snapshot())
 
 
+def _entries_of_blocks(full: MixtureLP, per_block: Sequence[list[Trace]]) -> dict[str, np.ndarray]:
+    """Where each block's counts go among the full LP's entries, so that a replicate's counts are
+    one weighted :func:`numpy.bincount` (see :meth:`MixtureLP.with_counts`).
+
+    Returns ``entry``, ``value`` and ``block`` (a block's index over all categories) per block
+    count, and each block's initial pairs ``init``.
+    """
+    T = full.T
+    entry_l, value_l, block_l, init = [], [], [], []
+    g = 0
+    for i, traces in enumerate(per_block):
+        for tr in traces:
+            keep = tr.step < T - 1  # as MixtureLP keeps them: a delta of step t matters from t + 1
+            pair = np.searchsorted(full.codes, np.concatenate([tr.init_codes, tr.code[keep]]))
+            eff = np.concatenate([np.zeros(len(tr.init_codes), np.int64), tr.step[keep].astype(np.int64) + 1])
+            pos = np.searchsorted(full.cat_key[i], pair * (T + 1) + eff)
+            entry_l.append(full.cat_entries[i][pos])
+            value_l.append(np.concatenate([tr.init_counts, tr.delta[keep]]).astype(float))
+            block_l.append(np.full(len(pos), g, dtype=np.int64))
+            init.append(int(tr.init_counts.sum()))
+            g += 1
+    return {
+        "entry": np.concatenate(entry_l),
+        "value": np.concatenate(value_l),
+        "block": np.concatenate(block_l),
+        "init": np.array(init, dtype=np.int64),
+    }
+
+
 def _replicate_lp(weights: list[np.ndarray]) -> tuple[MixtureLP, np.ndarray, np.ndarray]:
+    """The LP of the blocks weighted by ``weights``, its categories' bytes and its units: the
+    full LP's structure with the weighted sum of the block counts (the LP
+    :func:`_lp_from_traces` builds, without summing traces or sorting entries)."""
+    full: MixtureLP = _STATE["full"]
+    w = np.concatenate(weights)
+    raw = np.bincount(
+        _STATE["entry"], weights=_STATE["value"] * w[_STATE["block"]], minlength=len(full.entry_val)
+    )
+    nbytes = np.array([float(wc @ b) for wc, b in zip(weights, _STATE["sizes"], strict=True)])
+    units = nbytes
+    if _STATE["normalize"] == "pairs":
+        starts = np.cumsum([0, *(len(wc) for wc in weights[:-1])])
+        units = np.maximum(np.add.reduceat(w * _STATE["init"], starts), 1).astype(float)
+    return full.with_counts(raw, units.tolist()), nbytes, units
+
+
+def _lp_from_traces(weights: list[np.ndarray]) -> tuple[MixtureLP, np.ndarray, np.ndarray]:
     """The LP of the blocks weighted by ``weights``, its categories' bytes and its units."""
     per_block, sizes = _STATE["per_block"], _STATE["sizes"]
     # Zeros are kept, so every replicate's LP has the full sample's pairs and segments.
@@ -197,7 +243,6 @@ def _replicate(r: int) -> tuple[np.ndarray, str]:
     rng = np.random.default_rng([_STATE["seed"], r])
     draws = [np.bincount(rng.integers(0, len(b), size=len(b)), minlength=len(b)) for b in _STATE["per_block"]]
     lp, nbytes, units = _replicate_lp(draws)
-    lp.share_cover(_STATE["full"])
     backend: HighsBackend | None = _STATE["backend"]
     if backend is not None:
         backend.retarget(lp, _STATE["origin"])

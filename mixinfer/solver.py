@@ -37,6 +37,7 @@ Gurobi or CPLEX where installed).
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
 import sys
@@ -418,18 +419,19 @@ class MixtureLP:
         # Per category: sorted keys and running counts, for exact coefficients of new rows.
         self.cat_key: list[np.ndarray] = []
         self.cat_pair: list[np.ndarray] = []
-        self.cat_count: list[np.ndarray] = []
+        self.cat_entries: list[np.ndarray] = []  # each category's entries, in key order
+        self._cat_base: list[np.ndarray] = []
         for i in range(self.n):
-            sel = cat == i
-            k_i, p_i, v_i = key[sel], pair[sel], val[sel]
+            sel = np.flatnonzero(cat == i)
+            k_i, p_i = key[sel], pair[sel]
             # Several deltas of one pair at one step cannot happen (deltas are summed per step).
-            cs = np.cumsum(v_i)
             pf = np.ones(len(p_i), dtype=bool)
             pf[1:] = p_i[1:] != p_i[:-1]
-            base = np.maximum.accumulate(np.where(pf, np.arange(len(p_i)), 0))
             self.cat_key.append(k_i)
             self.cat_pair.append(p_i)
-            self.cat_count.append(cs - cs[base] + v_i[base])
+            self.cat_entries.append(sel)
+            self._cat_base.append(np.maximum.accumulate(np.where(pf, np.arange(len(p_i)), 0)))
+        self.cat_count = self._running_counts()
 
         # The segment tree over the constrained steps start..T-1 (leaf k is step start + k).
         self.steps = T - start
@@ -440,7 +442,37 @@ class MixtureLP:
         # every pair; a bool per pair of :attr:`codes`) and each pair's slack cost (None: 1.0).
         self.allowed: np.ndarray | None = None
         self.pair_cost: np.ndarray | None = None
-        self._cover: tuple[np.ndarray, np.ndarray] | None = None
+        # What the search computes from the structure alone, once (shared by with_counts's copies).
+        self._structure: dict[str, Any] = {}
+
+    def _running_counts(self) -> list[np.ndarray]:
+        """Per category, each entry's pair count from its step on (cumulative within the pair)."""
+        out = []
+        for sel, base in zip(self.cat_entries, self._cat_base, strict=True):
+            v_i = self.entry_val[sel]
+            cs = np.cumsum(v_i)
+            out.append(cs - cs[base] + v_i[base])
+        return out
+
+    def with_counts(self, raw: np.ndarray, sample_bytes: Sequence[float]) -> MixtureLP:
+        """This LP's structure with other counts: ``raw[e]`` is entry ``e``'s unscaled count (an
+        initial count or a delta, entries in :attr:`entry_cat` order) and ``sample_bytes`` the
+        categories' units, as the constructor takes them.
+
+        The bootstrap's replicates have the full sample's entries (zeros kept), so this gives the
+        LP the constructor would build from the replicate's traces, bit for bit, without sorting
+        the entries again; warnings are not checked again. The copy shares this LP's cached
+        structure (:meth:`share_structure`).
+        """
+        if raw.shape != self.entry_val.shape or len(sample_bytes) != self.n:
+            raise ValueError("with_counts needs one count per entry and one unit count per category")
+        other = copy.copy(self)
+        other.units = np.array([float(u) for u in sample_bytes])
+        scale = np.array([SCALE / max(int(u), 1) for u in sample_bytes])
+        other.entry_val = raw * scale[self.entry_cat]
+        other.cat_count = other._running_counts()
+        other.warnings = []
+        return other
 
     @property
     def pairs(self) -> int:
@@ -530,22 +562,36 @@ class MixtureLP:
         """Every segment's canonical cover, computed once when it is small enough to keep.
 
         The search covers the live segments again in every round; segments and steps do not change
-        between rounds (nor between bootstrap replicates, which share it through :meth:`share_cover`),
+        between rounds (nor between bootstrap replicates, which share it: :meth:`with_counts`),
         so when the cover of all segments fits in :data:`COVER_CACHE_ENTRIES` entries it is kept.
         """
-        if self._cover is None:
+        if "cover" not in self._structure:
             estimate = self.segments * 2 * max(1, self.leaves.bit_length())
             if estimate > COVER_CACHE_ENTRIES:
                 return None
             which, nodes = self.cover(self.seg_lo, self.seg_hi)
-            self._cover = (which.astype(np.int32), nodes.astype(np.int32))
-        return self._cover
+            self._structure["cover"] = (which.astype(np.int32), nodes.astype(np.int32))
+        cover: tuple[np.ndarray, np.ndarray] = self._structure["cover"]
+        return cover
 
-    def share_cover(self, other: MixtureLP) -> None:
-        """Use ``other``'s cached cover (same segments and steps: :func:`same_structure`)."""
+    def _merge_segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """For every constrained step: the segment of its merge's pair there, and whether it has one."""
+        if "merge_segments" not in self._structure:
+            steps = np.arange(self.start, self.T)
+            q = self.merge_pair[steps] * (self.T + 1) + steps
+            idx = np.searchsorted(self.seg_key, q, side="right") - 1
+            idx_c = np.maximum(idx, 0)
+            found = (idx >= 0) & (self.seg_pair[idx_c] == self.merge_pair[steps])
+            self._structure["merge_segments"] = (idx_c, found)
+        out: tuple[np.ndarray, np.ndarray] = self._structure["merge_segments"]
+        return out
+
+    def share_structure(self, other: MixtureLP) -> None:
+        """Use ``other``'s cached structure (cover, merge segments): the LPs must have the same
+        segments and steps (:func:`same_structure`); the bootstrap's replicates share them."""
         if not same_structure(self, other):
-            raise ValueError("share_cover needs an LP with the same pairs, segments and steps")
-        self._cover = other._cover
+            raise ValueError("share_structure needs an LP with the same pairs, segments and steps")
+        self._structure = other._structure
 
     def segment_values(self, alpha: np.ndarray) -> np.ndarray:
         """Mixture count of every segment under ``alpha``."""
@@ -568,11 +614,7 @@ class MixtureLP:
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0)
         seg_value = self.segment_values(alpha)
-        steps = np.arange(self.start, self.T)
-        q = self.merge_pair[steps] * (self.T + 1) + steps
-        idx = np.searchsorted(self.seg_key, q, side="right") - 1
-        idx_c = np.maximum(idx, 0)
-        found = (idx >= 0) & (self.seg_pair[idx_c] == self.merge_pair[steps])
+        idx_c, found = self._merge_segments()
         # theta at the leaves, then the minimum under every node (padding leaves never bind).
         node_min = np.full(2 * self.leaves, np.inf)
         node_min[self.leaves : self.leaves + self.steps] = np.where(found, seg_value[idx_c], 0.0) + v_step
@@ -590,7 +632,7 @@ class MixtureLP:
             # The same (segment, node) entries, in the same order, as covering the live ones.
             all_segs, all_nodes = cached
             keep = live_mask[all_segs]
-            segs, nodes = all_segs[keep].astype(np.int64), all_nodes[keep].astype(np.int64)
+            segs, nodes = all_segs[keep], all_nodes[keep]
         else:
             live = np.flatnonzero(live_mask)
             which, nodes = self.cover(self.seg_lo[live], self.seg_hi[live])
@@ -598,7 +640,7 @@ class MixtureLP:
         thr = node_min[nodes]
         viol = y[segs] - thr
         bad = viol > TOLERANCE * np.maximum(1.0, np.abs(thr))
-        return segs[bad], nodes[bad], viol[bad]
+        return segs[bad].astype(np.int64), nodes[bad].astype(np.int64), viol[bad]
 
 
 def same_structure(a: MixtureLP, b: MixtureLP) -> bool:

@@ -313,7 +313,35 @@ def test_the_kept_cover_finds_the_same_violations(
         assert len(want[0]) > 0
         for g, w in zip(got, want, strict=True):
             assert np.array_equal(g, w)
-    assert kept._cover is not None and fresh._cover is None
+    assert "cover" in kept._structure and "cover" not in fresh._structure
     other = lp()
-    other.share_cover(kept)
-    assert other._cover is kept._cover
+    other.share_structure(kept)
+    assert other._structure is kept._structure
+    assert kept.with_counts(kept.entry_val, kept.units)._structure is kept._structure
+
+
+def test_a_replicate_lp_from_entry_counts_equals_the_lp_of_its_summed_traces(world: dict[str, Path]) -> None:
+    """MixtureLP.with_counts (one weighted bincount per replicate) builds, bit for bit, the LP
+    the constructor builds from the replicate's summed block traces."""
+    from mixinfer import bootstrap as boot
+
+    blocks, table, traces = _world_blocks(world)
+    for normalize in ("pairs", "bytes"):
+        args = (traces, [b.bytes for b in blocks], table.merge_codes, 4, normalize, "auto", None, 0, "test")
+        try:
+            boot._setup_replicates(*args)  # type: ignore[arg-type]
+            rng = np.random.default_rng(5)
+            for _ in range(3):
+                w = [np.bincount(rng.integers(0, len(t), len(t)), minlength=len(t)) for t in traces]
+                fast, fast_bytes, fast_units = boot._replicate_lp(w)
+                slow, slow_bytes, slow_units = boot._lp_from_traces(w)
+                assert np.array_equal(fast_bytes, slow_bytes) and np.array_equal(fast_units, slow_units)
+                assert np.array_equal(fast.units, slow.units)
+                assert np.array_equal(fast.entry_val, slow.entry_val)
+                assert np.array_equal(fast.seg_key, slow.seg_key)
+                for a, b in zip(fast.cat_count, slow.cat_count, strict=True):
+                    assert np.array_equal(a, b)
+                assert np.array_equal(fast.merge_counts(), slow.merge_counts())
+                assert not np.array_equal(fast.entry_val, boot._STATE["full"].entry_val)
+        finally:
+            boot._STATE.clear()
