@@ -41,15 +41,22 @@ def run(
     names = [c.name for c in categories]
     words = stages.words_keys(categories, prepared.tok.pretokenizer, options)
     solution = stages.lookup(names, words, prepared, options, runtime)
-    if solution is None:  # not solved before: count, replay, solve
-        counted = stages.count(categories, prepared.tok.pretokenizer, options, runtime)
-        timer.lap("count")
-        traces = stages.replay(counted, prepared, runtime) if len(categories) > 1 else []
-        timer.lap("replay")
-        solution = stages.solve(traces, counted, prepared, options, runtime)
-    timer.lap("solve")
-    boot = stages.bootstrap(categories, words, prepared, options, runtime)
-    timer.lap("bootstrap")
+    pending = None
+    try:
+        if solution is None:  # not solved before: count, replay, solve
+            counted = stages.count(categories, prepared.tok.pretokenizer, options, runtime)
+            timer.lap("count")
+            traces = stages.replay(counted, prepared, runtime) if len(categories) > 1 else []
+            timer.lap("replay")
+            # The LP takes one core: the bootstrap's blocks are counted on the others meanwhile.
+            pending = stages.BlocksInBackground.start(categories, words, prepared, options, runtime)
+            solution = stages.solve(traces, counted, prepared, options, runtime)
+        timer.lap("solve")
+        boot = stages.bootstrap(categories, words, prepared, options, runtime, pending=pending)
+        timer.lap("bootstrap")
+    finally:
+        if pending is not None:
+            pending.close()
     return stages.report(prepared, solution, options, known, timer.done(), boot)
 
 

@@ -12,9 +12,10 @@ cache entries. Cache keys come from :mod:`mixinfer.keys`.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from mixinfer.estimators import cache_tag, estimate
 from mixinfer.executors import Executor, auto_executor
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
-from mixinfer.progress import Progress
+from mixinfer.progress import Progress, ProgressCallback
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth, validate_truth
 from mixinfer.samples import Category
@@ -448,19 +449,110 @@ def _pool_for(runtime: Runtime, jobs: int) -> Iterator[Executor]:
         owned.close()
 
 
+def _bootstrap_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
+    return keys.bootstrap_key(
+        _solution_key(words, prepared, options), options.bootstrap, options.seed, DEFAULT_BLOCKS
+    )
+
+
+def _block_jobs(
+    categories: Sequence[Category], prepared: Prepared, options: Options
+) -> list[tuple[Any, ...]]:
+    # One job per category (counting its blocks, then one weighted replay).
+    pretok, table = prepared.tok.pretokenizer, TokenTable.build(prepared.tok)
+    return [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
+
+
+class BlocksInBackground:
+    """The bootstrap's block jobs, run on worker processes while this process solves the LP.
+
+    The LP solves on one core; the blocks (count and replay again, by block) need the others. A
+    thread of this process feeds the workers and collects their results; it never reports
+    progress (the bars follow one stage at a time) and never touches the LP. :meth:`close` stops
+    the workers (Ctrl-C, an error in the solve); :meth:`result` waits for the blocks.
+    """
+
+    def __init__(
+        self, categories: Sequence[Category], prepared: Prepared, options: Options, runtime: Runtime
+    ):
+        jobs = _block_jobs(categories, prepared, options)
+        self.pool = auto_executor(runtime.workers, len(jobs))
+        self.total = len(jobs)
+        self.cancelled = False
+        self.found: dict[int, tuple[Blocks, list[Trace]]] = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(jobs,), name="mixinfer-blocks", daemon=True)
+        self.thread.start()
+
+    def _run(self, jobs: list[tuple[Any, ...]]) -> None:
+        try:
+            results = self.pool.map_unordered(count_and_replay_blocks, jobs)
+            with closing(results):
+                for index, done in results:
+                    if self.cancelled:
+                        break
+                    self.found[index] = done
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    @classmethod
+    def start(
+        cls,
+        categories: Sequence[Category],
+        words: Sequence[str],
+        prepared: Prepared,
+        options: Options,
+        runtime: Runtime,
+    ) -> BlocksInBackground | None:
+        """Start the blocks when the bootstrap will need them and local processes can run them
+        beside the LP (the default executor, more than one core); else ``None``."""
+        if options.bootstrap == 0 or len(categories) < 2 or runtime.pool() != "auto":
+            return None
+        if (runtime.workers or os.cpu_count() or 1) < 2:
+            return None
+        if runtime.cache.load("bootstrap", _bootstrap_key(words, prepared, options)) is not None:
+            return None
+        return cls(categories, prepared, options, runtime)
+
+    def result(self, progress: ProgressCallback) -> dict[int, tuple[Blocks, list[Trace]]]:
+        """Wait for every category's blocks and traces (re-raising a worker's error)."""
+        while self.thread.is_alive():
+            progress(Progress("blocks", len(self.found), self.total, "categories", "counted beside the LP"))
+            self.thread.join(0.2)  # short waits: Ctrl-C stays responsive
+        self.close()
+        if self.error is not None:
+            raise self.error
+        progress(Progress("blocks", len(self.found), self.total, "categories"))
+        return self.found
+
+    def close(self) -> None:
+        """Stop the workers (if still running) and wait for the thread.
+
+        Killed again until the thread ends: a worker the thread was still starting when the first
+        kill came would otherwise run its job to the end.
+        """
+        self.cancelled = True
+        while self.thread.is_alive():
+            self.pool.close()
+            self.thread.join(0.2)
+
+
 def bootstrap(
     categories: Sequence[Category],
     words: Sequence[str],
     prepared: Prepared,
     options: Options,
     runtime: Runtime,
+    *,
+    pending: BlocksInBackground | None = None,
 ) -> BootstrapResult | None:
-    """Stage 6b: the document bootstrap (``options.bootstrap`` replicates; cached by its inputs)."""
+    """Stage 6b: the document bootstrap (``options.bootstrap`` replicates; cached by its inputs).
+
+    ``pending``: the blocks, already started beside the LP (:meth:`BlocksInBackground.start`).
+    """
     if options.bootstrap == 0 or len(categories) < 2:
         return None
-    key = keys.bootstrap_key(
-        _solution_key(words, prepared, options), options.bootstrap, options.seed, DEFAULT_BLOCKS
-    )
+    key = _bootstrap_key(words, prepared, options)
     names = [c.name for c in categories]
     hit = runtime.cache.load("bootstrap", key)
     if hit is not None:
@@ -475,17 +567,18 @@ def bootstrap(
             list(meta["statuses"]),
             float(meta["seconds"]),
         )
-    pretok = prepared.tok.pretokenizer
     table = TokenTable.build(prepared.tok)
-    # One job per category (counting its blocks, then one weighted replay), in parallel.
-    jobs = [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
-    found: dict[int, tuple[Blocks, list[Trace]]] = {}
-    runtime.progress(Progress("blocks", 0, len(categories), "categories"))
-    with _pool_for(runtime, len(jobs)) as pool:
-        for index, done in pool.map_unordered(count_and_replay_blocks, jobs):
-            found[index] = done
-            name = categories[index].name
-            runtime.progress(Progress("blocks", len(found), len(categories), "categories", name))
+    if pending is not None:
+        found = pending.result(runtime.progress)
+    else:
+        jobs = _block_jobs(categories, prepared, options)
+        found = {}
+        runtime.progress(Progress("blocks", 0, len(categories), "categories"))
+        with _pool_for(runtime, len(jobs)) as pool:
+            for index, done in pool.map_unordered(count_and_replay_blocks, jobs):
+                found[index] = done
+                name = categories[index].name
+                runtime.progress(Progress("blocks", len(found), len(categories), "categories", name))
     blocks = [found[i][0] for i in range(len(categories))]
     # Replicates in parallel too: each worker solves the full sample's LP once, then replicates.
     with _pool_for(runtime, options.bootstrap) as pool:

@@ -345,3 +345,40 @@ def test_a_replicate_lp_from_entry_counts_equals_the_lp_of_its_summed_traces(wor
                 assert not np.array_equal(fast.entry_val, boot._STATE["full"].entry_val)
         finally:
             boot._STATE.clear()
+
+
+def test_blocks_counted_beside_the_lp_give_the_same_intervals(world: dict[str, Path]) -> None:
+    """With two workers the blocks are counted in the background while the LP solves; with one,
+    after it: the same intervals either way."""
+    background = run(world, bootstrap=4, seed=2, workers=2)
+    sequential = run(world, bootstrap=4, seed=2, workers=1)
+    assert background.intervals is not None and background.intervals == sequential.intervals
+    assert background.proportions == sequential.proportions
+
+
+def test_a_failing_solve_stops_the_background_blocks(
+    world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    from mixinfer import stages
+    from mixinfer.errors import SolverError
+
+    started: list[stages.BlocksInBackground] = []
+    real_start = stages.BlocksInBackground.start.__func__  # type: ignore[attr-defined]
+
+    def start(cls: type, *args: object, **kw: object) -> object:
+        pending = real_start(cls, *args, **kw)
+        started.append(pending)
+        return pending
+
+    def fail(*args: object, **kw: object) -> None:
+        raise SolverError("planted failure")
+
+    monkeypatch.setattr(stages.BlocksInBackground, "start", classmethod(start))
+    monkeypatch.setattr(stages, "solve", fail)
+    with pytest.raises(SolverError, match="planted"):
+        run(world, bootstrap=4, workers=2)
+    assert len(started) == 1 and started[0] is not None
+    assert not started[0].thread.is_alive()
+    assert not [p for p in multiprocessing.active_children() if p.name == "mixinfer-worker"]
