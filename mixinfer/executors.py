@@ -167,11 +167,31 @@ class ProcessExecutor(_Base):
         todo = [tuple(job) for job in jobs]
         if not todo:
             return
+        yield from self.start(fn, todo, initializer=initializer, initargs=initargs)
+
+    def start(
+        self,
+        fn: Callable[..., R],
+        jobs: Iterable[Sequence[Any]],
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: Sequence[Any] = (),
+    ) -> Generator[tuple[int, R], None, None]:
+        """As :meth:`map_unordered`, but the workers start now, in the calling thread, and get their
+        first jobs; the returned generator collects the results, and may run in another thread.
+
+        Why: forking while another thread of this process holds a lock (an import, an allocator
+        lock in a C library) copies the lock held into the child, which can then wait for it
+        forever. A caller that collects in a background thread starts here, in its main thread,
+        and must :meth:`close` the executor if it never iterates the generator.
+        """
+        todo = [tuple(job) for job in jobs]
         ctx = get_context(self.start_method)
         fork = self.start_method == "fork"
         workers: list[_Worker] = []
         self._live.append(workers)
-        finished = False
+        queue = iter(enumerate(todo))
+        running: dict[_Worker, int] = {}
         try:
             # Ctrl-C is held back while processes fork: a child forked with SIGINT blocked cannot
             # be interrupted before it ignores SIGINT, and the parent never loses track of a
@@ -179,10 +199,24 @@ class ProcessExecutor(_Base):
             with _sigint_deferred():
                 for _ in range(min(self.workers, len(todo))):
                     workers.append(_Worker.start(ctx, fork, initializer, tuple(initargs)))
-            queue = iter(enumerate(todo))
-            running: dict[_Worker, int] = {}
             for worker in workers:
                 _dispatch(worker, fn, queue, running)
+        except BaseException:
+            with _sigint_deferred():
+                _stop(workers, graceful=False)
+            self._live.remove(workers)
+            raise
+        return self._collect(fn, workers, queue, running)
+
+    def _collect(
+        self,
+        fn: Callable[..., R],
+        workers: list[_Worker],
+        queue: Iterator[tuple[int, tuple[Any, ...]]],
+        running: dict[_Worker, int],
+    ) -> Generator[tuple[int, R], None, None]:
+        finished = False
+        try:
             while running:
                 ready = set(wait([w.conn for w in running] + [w.process.sentinel for w in running]))
                 for worker in [w for w in running if w.conn in ready or w.process.sentinel in ready]:
@@ -193,7 +227,8 @@ class ProcessExecutor(_Base):
         finally:
             with _sigint_deferred():
                 _stop(workers, graceful=finished)
-            self._live.remove(workers)
+            with suppress(ValueError):
+                self._live.remove(workers)
 
     def close(self) -> None:
         """Kill the workers of any :meth:`map_unordered` call still running."""

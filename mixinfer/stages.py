@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +30,7 @@ from mixinfer.counting import WordCounts, count_documents, count_words
 from mixinfer.diagnostics import canonical, diagnose
 from mixinfer.errors import MixinferError, SamplesError, TokenizerError, UsageError
 from mixinfer.estimators import cache_tag, estimate
-from mixinfer.executors import Executor, auto_executor
+from mixinfer.executors import Executor, ProcessExecutor, auto_executor
 from mixinfer.options import Options, Runtime
 from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress, ProgressCallback
@@ -476,17 +476,20 @@ class BlocksInBackground:
         self, categories: Sequence[Category], prepared: Prepared, options: Options, runtime: Runtime
     ):
         jobs = _block_jobs(categories, prepared, options)
-        self.pool = auto_executor(runtime.workers, len(jobs))
+        self.pool = ProcessExecutor(min(runtime.workers or os.cpu_count() or 1, len(jobs)))
         self.total = len(jobs)
         self.cancelled = False
         self.found: dict[int, tuple[Blocks, list[Trace]]] = {}
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(jobs,), name="mixinfer-blocks", daemon=True)
+        # The workers are forked here, in the main thread: forked from the thread, they could
+        # inherit a lock the main thread holds at that moment (an import in the LP's code did
+        # exactly that) and wait for it forever.
+        results = self.pool.start(count_and_replay_blocks, jobs)
+        self.thread = threading.Thread(target=self._run, args=(results,), name="mixinfer-blocks", daemon=True)
         self.thread.start()
 
-    def _run(self, jobs: list[tuple[Any, ...]]) -> None:
+    def _run(self, results: Generator[tuple[int, tuple[Blocks, list[Trace]]], None, None]) -> None:
         try:
-            results = self.pool.map_unordered(count_and_replay_blocks, jobs)
             with closing(results):
                 for index, done in results:
                     if self.cancelled:

@@ -337,3 +337,42 @@ def test_counting_and_replay_agree_on_every_executor(
     assert all(a == answers[0] for a in answers[1:])
     assert sum(len(words) for _, words, _, _ in answers[0][0]) > 1000
     assert all(np.asarray(t[0]).size > 0 for t in answers[0][1])
+
+
+def _workers_alive() -> list[multiprocessing.process.BaseProcess]:
+    return [p for p in multiprocessing.active_children() if p.name == "mixinfer-worker" and p.is_alive()]
+
+
+def test_start_forks_in_the_calling_thread_and_a_thread_may_collect() -> None:
+    """ProcessExecutor.start forks now (in this thread); another thread collects the results.
+
+    A worker forked from a background thread can inherit a lock the main thread holds (an import
+    lock did it: the bootstrap's blocks hung forever), so the forking must happen here."""
+    executor = ProcessExecutor(2)
+    results = executor.start(operator.mul, [(i, 3) for i in range(7)])
+    assert len(_workers_alive()) == 2  # started before anything is iterated
+    got: dict[int, int] = {}
+
+    def collect() -> None:
+        with closing(results):
+            for index, value in results:
+                got[index] = value
+
+    thread = threading.Thread(target=collect)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert got == {i: 3 * i for i in range(7)}
+    executor.close()
+    assert not _workers_alive()
+
+
+def test_started_workers_never_collected_are_stopped_by_close() -> None:
+    executor = ProcessExecutor(2)
+    executor.start(operator.mul, [(i, 3) for i in range(4)])
+    assert len(_workers_alive()) == 2
+    executor.close()
+    deadline = time.monotonic() + 10
+    while _workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _workers_alive()
