@@ -32,7 +32,7 @@ from mixinfer.pretokenizers import Pretokenizer
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import TokenTable, Trace, replay_blocks, sum_traces
 from mixinfer.samples import Category, ReadStats, iter_documents
-from mixinfer.solver import HighsBackend, MixtureLP, make_backend, solve
+from mixinfer.solver import HighsBackend, MixtureLP, make_backend, snapshot_fits, snapshot_from_state, solve
 
 WIDEN = 2.0
 """Half-width multiplier of the intervals, calibrated on simulations (see the module docstring)."""
@@ -159,11 +159,15 @@ def _setup_replicates(
     time_limit: float | None,
     seed: int,
     token: str,
+    warm: dict[str, Any] | None = None,
 ) -> None:
     """Executor initializer: build and (with HiGHS) solve the full sample's LP once per worker.
 
     Every worker solves the same LP the same way, so each replicate starts from the same optimum
-    wherever it runs: the results do not depend on how replicates are dealt to workers.
+    wherever it runs: the results do not depend on how replicates are dealt to workers. ``warm``
+    (:func:`mixinfer.solver.snapshot_state` of the same LP solved before, e.g. by the inference
+    itself) is the start of that solve when the structures agree: it then takes no simplex
+    iteration instead of the whole lazy loop.
     """
     if _STATE.get("token") == token:  # idempotent: this call's state is already here
         return
@@ -176,7 +180,13 @@ def _setup_replicates(
     _STATE.update(full=full, **_entries_of_blocks(full, per_block))
     made, _ = make_backend(solver, full)
     if isinstance(made, HighsBackend):
+        if warm is not None and snapshot_fits(warm, full):
+            made.retarget(full, snapshot_from_state(warm, full))
         solve(full, time_limit=time_limit, backend=made)
+        # Rows that do not bind at the optimum only slow every replicate down (the lazy loop stops
+        # pruning in its last rounds, so the final model can hold many).
+        if made.prune():
+            solve(full, time_limit=time_limit, backend=made)
         _STATE.update(backend=made, origin=made.snapshot())
 
 
@@ -271,14 +281,15 @@ def bootstrap(
     progress: ProgressCallback = noop,
     block_traces: Sequence[list[Trace]] | None = None,
     executor: Executor | None = None,
+    warm: dict[str, Any] | None = None,
 ) -> BootstrapResult:
     """Solve ``replicates`` resampled LPs; return their proportions and percentile intervals.
 
     ``block_traces``: each category's block traces when already replayed
     (:func:`count_and_replay_blocks`); replayed here otherwise. ``executor``: where the
     replicates are solved (default: this process); each of its workers solves the full sample's
-    LP once and then one replicate per job, each from that optimum, so the proportions are the
-    same on any executor.
+    LP once (from ``warm`` when given: :func:`_setup_replicates`) and then one replicate per job,
+    each from that optimum, so the proportions are the same on any executor.
     """
     if replicates < 1:
         raise UsageError(f"bootstrap needs at least 1 replicate, not {replicates}")
@@ -291,7 +302,7 @@ def bootstrap(
     statuses = [""] * replicates
     setup = (
         per_block, [b.bytes for b in blocks], table.merge_codes, start, normalize, solver, time_limit, seed,
-        os.urandom(8).hex(),
+        os.urandom(8).hex(), warm,
     )  # fmt: skip
     pool = executor if executor is not None else SerialExecutor()
     progress(Progress("bootstrap", 0, replicates, "replicates", "the full sample's LP"))

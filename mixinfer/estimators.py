@@ -37,13 +37,14 @@ class Context:
     Attributes:
         all_merge_codes: pair codes of *every* merge of the tokenizer, in order (the LP holds only
             the first T); ``None`` when unknown.
-        solver / time_limit / progress: passed to :func:`mixinfer.solver.solve`.
+        solver / time_limit / progress / keep_snapshot: passed to :func:`mixinfer.solver.solve`.
     """
 
     all_merge_codes: np.ndarray | None = None
     solver: str = "auto"
     time_limit: float | None = None
     progress: ProgressCallback = noop
+    keep_snapshot: bool = False
 
 
 Run = Callable[[MixtureLP, Context], tuple[SolveResult, list[str]]]
@@ -64,7 +65,13 @@ class Estimator:
 
 
 def _solve(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
-    return solve(lp, solver=ctx.solver, time_limit=ctx.time_limit, progress=ctx.progress)
+    return solve(
+        lp,
+        solver=ctx.solver,
+        time_limit=ctx.time_limit,
+        progress=ctx.progress,
+        keep_snapshot=ctx.keep_snapshot,
+    )
 
 
 def _exact(lp: MixtureLP, ctx: Context) -> tuple[SolveResult, list[str]]:
@@ -100,8 +107,11 @@ def estimate(
     solver: str = "auto",
     time_limit: float | None = None,
     progress: ProgressCallback = noop,
+    keep_snapshot: bool = False,
 ) -> tuple[SolveResult, list[str]]:
-    """Run estimator ``name`` on ``lp``: the result (proportions in the LP's units) and notes."""
+    """Run estimator ``name`` on ``lp``: the result (proportions in the LP's units) and notes.
+
+    ``keep_snapshot``: keep HiGHS's final model in ``result.snapshot`` (for the bootstrap)."""
     est = ESTIMATORS[check_estimator(name)]
-    ctx = Context(all_merge_codes, solver, time_limit, progress)
+    ctx = Context(all_merge_codes, solver, time_limit, progress, keep_snapshot)
     return est.run(lp, ctx)

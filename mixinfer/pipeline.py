@@ -52,7 +52,9 @@ def run(
             pending = stages.BlocksInBackground.start(categories, words, prepared, options, runtime)
             solution = stages.solve(traces, counted, prepared, options, runtime)
         timer.lap("solve")
-        boot = stages.bootstrap(categories, words, prepared, options, runtime, pending=pending)
+        boot = stages.bootstrap(
+            categories, words, prepared, options, runtime, pending=pending, warm=solution.warm
+        )
         timer.lap("bootstrap")
     finally:
         if pending is not None:

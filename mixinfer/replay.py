@@ -156,11 +156,11 @@ def _sum_by_code(codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
     if weights.ndim == 1:
         sums = np.bincount(inv, weights=weights, minlength=len(uniq))
         return uniq, np.rint(sums).astype(np.int64)
-    # A bincount per column: much faster than np.add.at, and K is small.
-    out = np.empty((len(uniq), weights.shape[1]), dtype=np.int64)
-    for j in range(weights.shape[1]):
-        out[:, j] = np.rint(np.bincount(inv, weights=weights[:, j], minlength=len(uniq)))
-    return uniq, out
+    # One bincount over (code, column) cells: a bincount per column costs K calls per merge step.
+    k = weights.shape[1]
+    cells = (inv[:, None] * k + np.arange(k)).ravel()
+    sums = np.bincount(cells, weights=weights.ravel(), minlength=len(uniq) * k)
+    return uniq, np.rint(sums).astype(np.int64).reshape(len(uniq), k)
 
 
 def replay(
@@ -232,14 +232,19 @@ def replay_weighted(
         starts[1:] = np.cumsum(lengths + 1)[:-1]
     starts += 1
     sym = np.full(total, _SEP, dtype=np.int64)
-    weight = np.zeros((total, n_cols), dtype=np.float64)
+    # A position's weight is its word's counts (a merge never moves a symbol to another word), so
+    # positions hold their word's row of ``word_weight``; separators hold the extra zero row.
+    # (A (positions, K) weight array would cost K times the memory: 256 MB per category at K=32.)
+    word_weight = np.zeros((n_words + 1, n_cols), dtype=np.float64)
+    word_weight[:n_words] = counts
+    owner = np.full(total, n_words, dtype=np.int64)
     if n_words:
         word_of = np.repeat(np.arange(n_words), lengths)
         positions = starts[word_of] + (
             np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         )
         sym[positions] = flat
-        weight[positions] = counts[word_of].astype(np.float64)
+        owner[positions] = word_of
         del word_of, positions
     nxt = np.arange(1, total + 1, dtype=np.int64)
     nxt[-1] = total - 1
@@ -250,7 +255,7 @@ def replay_weighted(
     ok = (sym[:-1] >= 0) & (sym[1:] >= 0)
     pos0 = left[ok]
     codes0 = sym[pos0] * size + sym[pos0 + 1]
-    init_codes, init_counts = _sum_by_code(codes0, weight[pos0])
+    init_codes, init_counts = _sum_by_code(codes0, word_weight[owner[pos0]])
 
     merges = min(merges, len(table.left))
     mcodes = table.merge_codes[:merges]
@@ -304,7 +309,7 @@ def replay_weighted(
         old = np.unique(np.concatenate([l_pos, i_pos, j_pos]))
         old = old[(sym[old] >= 0) & (sym[nxt[old]] >= 0)]
         old_codes = sym[old] * size + sym[nxt[old]]
-        old_w = weight[old]
+        old_w = word_weight[owner[old]]
 
         sym[i_pos] = c
         sym[j_pos] = _GONE
@@ -316,7 +321,7 @@ def replay_weighted(
         new_codes = sym[new] * size + sym[nxt[new]]
 
         codes, sums = _sum_by_code(
-            np.concatenate([old_codes, new_codes]), np.concatenate([-old_w, weight[new]])
+            np.concatenate([old_codes, new_codes]), np.concatenate([-old_w, word_weight[owner[new]]])
         )
         nz = (sums != 0).any(axis=1)
         if nz.any():

@@ -324,6 +324,7 @@ class SolveResult:
         warnings: problems with the input the caller should show (tiny samples, see
             :func:`check_samples`).
         details: slacks, the final row set and duals (:class:`LPDetails`).
+        snapshot: HiGHS's final model and basis, when asked for (``keep_snapshot``).
     """
 
     proportions: np.ndarray
@@ -338,6 +339,7 @@ class SolveResult:
     history: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     details: LPDetails | None = None
+    snapshot: _Snapshot | None = field(default=None, repr=False, compare=False)
 
 
 _Solution = tuple[str, float, np.ndarray, np.ndarray, dict[int, float]]
@@ -716,6 +718,66 @@ class _Snapshot:
     row_keys: np.ndarray
     row_segs: np.ndarray
     ncols: int
+
+
+def snapshot_state(snap: _Snapshot) -> dict[str, Any]:
+    """A snapshot as plain arrays (HiGHS's objects do not pickle), with its LP's structure in
+    place of the LP: it can travel to another process (:func:`snapshot_from_state`)."""
+    model, basis, a = snap.model, snap.basis, snap.model.a_matrix_
+    return {
+        "structure": (snap.lp.n, snap.lp.T, snap.lp.start, snap.lp.codes, snap.lp.seg_key),
+        "num_col": int(model.num_col_),
+        "num_row": int(model.num_row_),
+        "arrays": {
+            k: np.asarray(getattr(model, k + "_"), dtype=float)
+            for k in ("col_cost", "col_lower", "col_upper", "row_lower", "row_upper")
+        },
+        "matrix": tuple(np.asarray(x) for x in (a.start_, a.index_, a.value_)),
+        "basis": (
+            np.array([int(x) for x in basis.col_status], dtype=np.int8),
+            np.array([int(x) for x in basis.row_status], dtype=np.int8),
+        )
+        if basis.valid
+        else None,
+        "books": (snap.present, snap.pair_col, snap.segment_col, snap.row_keys, snap.row_segs, snap.ncols),
+    }
+
+
+def snapshot_fits(state: dict[str, Any], lp: MixtureLP) -> bool:
+    """Whether a :func:`snapshot_state` was taken of an LP with ``lp``'s structure."""
+    n, T, start, codes, seg_key = state["structure"]
+    return bool(
+        (n, T, start) == (lp.n, lp.T, lp.start)
+        and np.array_equal(codes, lp.codes)
+        and np.array_equal(seg_key, lp.seg_key)
+    )
+
+
+def snapshot_from_state(state: dict[str, Any], lp: MixtureLP) -> _Snapshot:
+    """The snapshot of :func:`snapshot_state`, for ``lp`` (which must have its LP's structure)."""
+    import highspy
+
+    if not snapshot_fits(state, lp):
+        raise ValueError("the snapshot belongs to an LP with other pairs, segments or steps")
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = state["num_col"], state["num_row"]
+    for k, v in state["arrays"].items():
+        setattr(model, k + "_", v)
+    a = model.a_matrix_
+    a.format_ = highspy.MatrixFormat.kColwise
+    a.num_col_, a.num_row_ = state["num_col"], state["num_row"]
+    a.start_, a.index_, a.value_ = state["matrix"]
+    model.a_matrix_ = a
+    basis = highspy.HighsBasis()
+    if state["basis"] is not None:
+        col, row = state["basis"]
+        basis.col_status = [highspy.HighsBasisStatus(int(x)) for x in col]
+        basis.row_status = [highspy.HighsBasisStatus(int(x)) for x in row]
+        basis.valid = True
+    present, pair_col, segment_col, row_keys, row_segs, ncols = state["books"]
+    return _Snapshot(
+        lp, model, basis, set(present), dict(pair_col), dict(segment_col), row_keys, row_segs, ncols
+    )
 
 
 class HighsBackend(_Backend):
@@ -1155,8 +1217,11 @@ def solve(
     rows_per_round: int | None = None,
     progress: ProgressCallback = noop,
     backend: _Backend | None = None,
+    keep_snapshot: bool = False,
 ) -> tuple[SolveResult, list[str]]:
     """Solve the mixture LP lazily; return the result and notices (e.g. a solver fallback).
+
+    ``keep_snapshot``: with HiGHS, keep the final model and basis in ``result.snapshot``.
 
     ``rows_per_round`` caps the rows added per round (default :func:`rows_per_round_for`).
     ``backend``: a backend already holding rows (and a basis) for an LP of the same structure,
@@ -1269,6 +1334,7 @@ def solve(
         history=history,
         warnings=list(lp.warnings),
         details=_details(lp, backend, v_step, v_pair),
+        snapshot=backend.snapshot() if keep_snapshot and isinstance(backend, HighsBackend) else None,
     )
     return result, notes
 

@@ -37,7 +37,7 @@ from mixinfer.progress import Progress, ProgressCallback
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth, validate_truth
 from mixinfer.samples import Category
-from mixinfer.solver import LPDetails, MixtureLP
+from mixinfer.solver import LPDetails, MixtureLP, snapshot_state
 from mixinfer.sources import open_samples
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
 
@@ -288,6 +288,8 @@ class Solution:
         notes / warnings: for the report (warnings include those met reading the samples).
         diagnostics: what the samples leave unexplained (:func:`mixinfer.diagnostics.diagnose`).
         details: the final LP's slacks, rows and duals (``None`` when loaded from the cache).
+        warm: HiGHS's final model and basis as arrays (:func:`mixinfer.solver.snapshot_state`),
+            kept for the bootstrap (``None`` without one, or when loaded from the cache).
     """
 
     proportions: dict[str, float]
@@ -297,6 +299,7 @@ class Solution:
     warnings: list[str] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     details: LPDetails | None = None
+    warm: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 # The key order of a fresh solve's solver object (solve below), restored on a cached one.
@@ -392,6 +395,7 @@ def solve(
         solver=options.solver,
         time_limit=remaining,
         progress=runtime.progress,
+        keep_snapshot=options.bootstrap > 0,
     )
     warnings = sample_warnings + list(getattr(result, "warnings", []))
     if result.status == "time_limit":
@@ -421,6 +425,14 @@ def solve(
     diagnostics = diagnose(lp, result, names, table)
     proportions = dict(zip(names, alpha.tolist(), strict=True))
     solution = Solution(proportions, info, stats, list(notes), warnings, diagnostics, result.details)
+    if (
+        result.snapshot is not None
+        and result.status == "optimal"
+        and lp.allowed is None
+        and lp.pair_cost is None
+    ):
+        # The plain LP's optimum: the bootstrap's workers start from it instead of solving it again.
+        solution.warm = snapshot_state(result.snapshot)
     if result.status == "optimal":
         meta = {
             "solver": info,
@@ -476,7 +488,9 @@ class BlocksInBackground:
         self, categories: Sequence[Category], prepared: Prepared, options: Options, runtime: Runtime
     ):
         jobs = _block_jobs(categories, prepared, options)
-        self.pool = ProcessExecutor(min(runtime.workers or os.cpu_count() or 1, len(jobs)))
+        # One core is the LP's: more block workers would only slow it down.
+        cores = runtime.workers or os.cpu_count() or 1
+        self.pool = ProcessExecutor(max(1, min(cores - 1, len(jobs))))
         self.total = len(jobs)
         self.cancelled = False
         self.found: dict[int, tuple[Blocks, list[Trace]]] = {}
@@ -548,10 +562,13 @@ def bootstrap(
     runtime: Runtime,
     *,
     pending: BlocksInBackground | None = None,
+    warm: dict[str, Any] | None = None,
 ) -> BootstrapResult | None:
     """Stage 6b: the document bootstrap (``options.bootstrap`` replicates; cached by its inputs).
 
     ``pending``: the blocks, already started beside the LP (:meth:`BlocksInBackground.start`).
+    ``warm``: the full sample's optimum from stage 6 (:attr:`Solution.warm`), which the workers
+    start from when their LP has its structure.
     """
     if options.bootstrap == 0 or len(categories) < 2:
         return None
@@ -599,6 +616,7 @@ def bootstrap(
             progress=runtime.progress,
             block_traces=[found[i][1] for i in range(len(categories))],
             executor=pool,
+            warm=warm,
         )
     meta = {"blocks": result.blocks, "statuses": result.statuses, "seconds": result.seconds}
     runtime.cache.store("bootstrap", key, {"proportions": result.proportions}, meta)

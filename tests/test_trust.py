@@ -382,3 +382,37 @@ def test_a_failing_solve_stops_the_background_blocks(
     assert len(started) == 1 and started[0] is not None
     assert not started[0].thread.is_alive()
     assert not [p for p in multiprocessing.active_children() if p.name == "mixinfer-worker"]
+
+
+def test_the_workers_start_from_the_inferences_own_optimum(world: dict[str, Path]) -> None:
+    """The inference's final HiGHS model travels to the workers as arrays; the full LP then
+    solves in no simplex iteration, and the replicates are the same as from a cold full solve."""
+    import pickle
+
+    from mixinfer import bootstrap as boot
+    from mixinfer.replay import sum_traces
+    from mixinfer.solver import MixtureLP, snapshot_fits, snapshot_state, solve
+
+    blocks, table, traces = _world_blocks(world)
+    summed = [sum_traces(t) for t in traces]
+    main = MixtureLP(summed, [float(t.init_counts.sum()) for t in summed], table.merge_codes)
+    result, _ = solve(main, keep_snapshot=True)
+    assert result.snapshot is not None
+    state = pickle.loads(pickle.dumps(snapshot_state(result.snapshot)))  # it travels
+    answers = []
+    for warm in (None, state):
+        args = (traces, [b.bytes for b in blocks], table.merge_codes, 0, "pairs", "auto", None, 3, "t", warm)
+        try:
+            boot._setup_replicates(*args)  # type: ignore[arg-type]
+            backend = boot._STATE["backend"]
+            assert snapshot_fits(state, boot._STATE["full"])
+            if warm is not None:
+                assert backend.iterations == 0  # started at the optimum
+            else:
+                assert backend.iterations > 100
+            answers.append(np.array([boot._replicate(r)[0] for r in range(3)]))
+        finally:
+            boot._STATE.clear()
+    assert np.allclose(answers[0], answers[1], atol=1e-9)
+    other = MixtureLP(summed, [1.0] * len(summed), table.merge_codes, start=2)
+    assert not snapshot_fits(state, other)
