@@ -156,11 +156,49 @@ def _sum_by_code(codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
     if weights.ndim == 1:
         sums = np.bincount(inv, weights=weights, minlength=len(uniq))
         return uniq, np.rint(sums).astype(np.int64)
-    # One bincount over (code, column) cells: a bincount per column costs K calls per merge step.
-    k = weights.shape[1]
-    cells = (inv[:, None] * k + np.arange(k)).ravel()
-    sums = np.bincount(cells, weights=weights.ravel(), minlength=len(uniq) * k)
-    return uniq, np.rint(sums).astype(np.int64).reshape(len(uniq), k)
+    # A bincount per column, over contiguous copies of the columns.
+    out = np.empty((len(uniq), weights.shape[1]), dtype=np.int64)
+    for j, column in enumerate(np.ascontiguousarray(weights.T)):
+        out[:, j] = np.rint(np.bincount(inv, weights=column, minlength=len(uniq)))
+    return uniq, out
+
+
+def _sum_by_word(
+    codes: np.ndarray, word: np.ndarray, word_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum each column of ``word_weight[word]`` per distinct code (without building that array)."""
+    uniq, inv = np.unique(codes, return_inverse=True)
+    out = np.empty((len(uniq), word_weight.shape[1]), dtype=np.int64)
+    for j, column in enumerate(np.ascontiguousarray(word_weight.T)):
+        out[:, j] = np.rint(np.bincount(inv, weights=column[word], minlength=len(uniq)))
+    return uniq, out
+
+
+def _weigh_changes(
+    step: np.ndarray, code: np.ndarray, word: np.ndarray, sign: np.ndarray, word_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum per-word pair changes into per-(step, code) deltas, one column per weight column.
+
+    Rows come out in (step, code) order, as the per-step sums do; rows zero in every column are
+    dropped (the traces drop each column's zeros).
+    """
+    k = word_weight.shape[1]
+    columns = np.ascontiguousarray(word_weight.T)  # a column's weights, contiguous for the gathers
+    if len(step) == 0:
+        return step, code, np.zeros((0, k), dtype=np.int64)
+    order = np.lexsort((code, step))
+    step, code, word, sign = step[order], code[order], word[order], sign[order]
+    first = np.ones(len(step), dtype=bool)
+    first[1:] = (step[1:] != step[:-1]) | (code[1:] != code[:-1])
+    group = np.cumsum(first) - 1
+    groups = int(group[-1]) + 1
+    delta = np.empty((groups, k), dtype=np.int64)
+    # A column at a time: a (changes x K) array would be K times the memory of the changes.
+    for j in range(k):
+        delta[:, j] = np.rint(np.bincount(group, weights=sign * columns[j][word], minlength=groups))
+    nz = (delta != 0).any(axis=1)
+    starts = np.flatnonzero(first)
+    return step[starts][nz], code[starts][nz], delta[nz]
 
 
 def replay(
@@ -213,10 +251,14 @@ def replay_weighted(
 ) -> list[Trace]:
     """Replay over sorted distinct ``keys`` with ``counts[i, j]``: word ``i``'s count in column ``j``.
 
-    Returns one trace per column.
+    Returns one trace per column. With several columns (the bootstrap's blocks), each merge's
+    pair changes are recorded per word (code, word, +-1) and weighted by every column once at the
+    end, instead of summing K-wide rows at every step: the per-step work is then that of one
+    column (the 32-block replay of the demo's categories went from 3.3 s to 2.0 s).
     """
     size = table.size
     n_cols = counts.shape[1]
+    by_word = n_cols > 1
     if table.byte_level:
         lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
         flat = np.frombuffer(b"".join(keys), dtype=np.uint8).astype(np.int64)
@@ -255,7 +297,10 @@ def replay_weighted(
     ok = (sym[:-1] >= 0) & (sym[1:] >= 0)
     pos0 = left[ok]
     codes0 = sym[pos0] * size + sym[pos0 + 1]
-    init_codes, init_counts = _sum_by_code(codes0, word_weight[owner[pos0]])
+    if by_word:
+        init_codes, init_counts = _sum_by_word(codes0, owner[pos0], word_weight)
+    else:
+        init_codes, init_counts = _sum_by_code(codes0, word_weight[owner[pos0]])
 
     merges = min(merges, len(table.left))
     mcodes = table.merge_codes[:merges]
@@ -282,6 +327,7 @@ def replay_weighted(
     d_step: list[np.ndarray] = []
     d_code: list[np.ndarray] = []
     d_val: list[np.ndarray] = []
+    d_word: list[np.ndarray] = []  # by_word: the word of each change (its sign is in d_val)
     a_ids, b_ids, c_ids = table.left, table.right, table.result
     for t in range(merges):
         if t % _PROGRESS_EVERY == 0:
@@ -309,7 +355,6 @@ def replay_weighted(
         old = np.unique(np.concatenate([l_pos, i_pos, j_pos]))
         old = old[(sym[old] >= 0) & (sym[nxt[old]] >= 0)]
         old_codes = sym[old] * size + sym[nxt[old]]
-        old_w = word_weight[owner[old]]
 
         sym[i_pos] = c
         sym[j_pos] = _GONE
@@ -320,20 +365,36 @@ def replay_weighted(
         new = new[(sym[new] >= 0) & (sym[nxt[new]] >= 0)]
         new_codes = sym[new] * size + sym[nxt[new]]
 
-        codes, sums = _sum_by_code(
-            np.concatenate([old_codes, new_codes]), np.concatenate([-old_w, word_weight[owner[new]]])
-        )
-        nz = (sums != 0).any(axis=1)
-        if nz.any():
-            d_step.append(np.full(int(nz.sum()), t, dtype=np.int32))
-            d_code.append(codes[nz])
-            d_val.append(sums[nz])
+        if by_word:
+            d_step.append(np.full(len(old) + len(new), t, dtype=np.int32))
+            d_code.append(np.concatenate([old_codes, new_codes]))
+            d_word.append(owner[np.concatenate([old, new])])
+            d_val.append(np.concatenate([np.full(len(old), -1.0), np.ones(len(new))]))
+        else:
+            codes, sums = _sum_by_code(
+                np.concatenate([old_codes, new_codes]),
+                np.concatenate([-word_weight[owner[old]], word_weight[owner[new]]]),
+            )
+            nz = (sums != 0).any(axis=1)
+            if nz.any():
+                d_step.append(np.full(int(nz.sum()), t, dtype=np.int32))
+                d_code.append(codes[nz])
+                d_val.append(sums[nz])
         add_to_index(new, new_codes)
     progress(Progress("replay", merges, merges, "merges", label))
 
     step = np.concatenate(d_step) if d_step else np.zeros(0, dtype=np.int32)
     code = np.concatenate(d_code) if d_code else np.zeros(0, dtype=np.int64)
-    delta = np.concatenate(d_val) if d_val else np.zeros((0, n_cols), dtype=np.int64)
+    if by_word:
+        step, code, delta = _weigh_changes(
+            step,
+            code,
+            np.concatenate(d_word) if d_word else code,
+            np.concatenate(d_val) if d_val else np.zeros(0),
+            word_weight,
+        )
+    else:
+        delta = np.concatenate(d_val) if d_val else np.zeros((0, n_cols), dtype=np.int64)
     traces = []
     for j in range(n_cols):
         # Per column, only what is nonzero in it (a block's trace is as sparse as its own words).

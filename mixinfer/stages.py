@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -475,6 +475,12 @@ def _block_jobs(
     return [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
 
 
+def _lower_priority() -> None:
+    # A worker initializer: the worker (killed after its jobs) yields the CPU to the LP.
+    with suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
+        os.nice(10)
+
+
 class BlocksInBackground:
     """The bootstrap's block jobs, run on worker processes while this process solves the LP.
 
@@ -488,9 +494,10 @@ class BlocksInBackground:
         self, categories: Sequence[Category], prepared: Prepared, options: Options, runtime: Runtime
     ):
         jobs = _block_jobs(categories, prepared, options)
-        # One core is the LP's: more block workers would only slow it down.
+        # Every core gets a block worker, at a lower priority: the LP keeps its core while it
+        # solves, and the workers take all cores once it is done.
         cores = runtime.workers or os.cpu_count() or 1
-        self.pool = ProcessExecutor(max(1, min(cores - 1, len(jobs))))
+        self.pool = ProcessExecutor(min(cores, len(jobs)))
         self.total = len(jobs)
         self.cancelled = False
         self.found: dict[int, tuple[Blocks, list[Trace]]] = {}
@@ -498,7 +505,7 @@ class BlocksInBackground:
         # The workers are forked here, in the main thread: forked from the thread, they could
         # inherit a lock the main thread holds at that moment (an import in the LP's code did
         # exactly that) and wait for it forever.
-        results = self.pool.start(count_and_replay_blocks, jobs)
+        results = self.pool.start(count_and_replay_blocks, jobs, initializer=_lower_priority)
         self.thread = threading.Thread(target=self._run, args=(results,), name="mixinfer-blocks", daemon=True)
         self.thread.start()
 
