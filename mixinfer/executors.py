@@ -154,6 +154,9 @@ class ProcessExecutor(_Base):
         # workers only read and compute, so inheriting the parent's state is harmless.
         self.start_method = start_method or ("fork" if "fork" in get_all_start_methods() else "spawn")
         self._live: list[list[_Worker]] = []
+        # close() may run in one thread while another collects (ProcessExecutor.start): stopping
+        # a set of workers twice at once would close their pipes twice.
+        self._stopping = threading.Lock()
 
     def map_unordered(
         self,
@@ -202,7 +205,7 @@ class ProcessExecutor(_Base):
             for worker in workers:
                 _dispatch(worker, fn, queue, running)
         except BaseException:
-            with _sigint_deferred():
+            with _sigint_deferred(), self._stopping:
                 _stop(workers, graceful=False)
             self._live.remove(workers)
             raise
@@ -225,15 +228,27 @@ class ProcessExecutor(_Base):
                     _dispatch(worker, fn, queue, running)
             finished = True
         finally:
-            with _sigint_deferred():
+            with _sigint_deferred(), self._stopping:
                 _stop(workers, graceful=finished)
             with suppress(ValueError):
                 self._live.remove(workers)
 
+    def kill(self) -> None:
+        """Send SIGKILL to every running worker, leaving their pipes to whoever collects them.
+
+        For a caller whose results are collected in another thread (:meth:`start`): that thread
+        sees the workers die, stops and reaps them; :meth:`close` afterwards finds nothing left.
+        """
+        for workers in list(self._live):
+            for w in list(workers):
+                if w.process.exitcode is None:
+                    with suppress(OSError, ValueError):  # already reaped, or closed meanwhile
+                        w.process.kill()
+
     def close(self) -> None:
         """Kill the workers of any :meth:`map_unordered` call still running."""
         for workers in list(self._live):
-            with _sigint_deferred():
+            with _sigint_deferred(), self._stopping:
                 _stop(workers, graceful=False)
 
 

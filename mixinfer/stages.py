@@ -552,13 +552,13 @@ class BlocksInBackground:
     def close(self) -> None:
         """Stop the workers (if still running) and wait for the thread.
 
-        Killed again until the thread ends: a worker the thread was still starting when the first
-        kill came would otherwise run its job to the end.
+        Killed (not closed: their pipes are the thread's) until the thread ends.
         """
         self.cancelled = True
         while self.thread.is_alive():
-            self.pool.close()
+            self.pool.kill()  # the thread sees its workers die, reaps them and ends
             self.thread.join(0.2)
+        self.pool.close()
 
 
 def bootstrap(

@@ -376,3 +376,29 @@ def test_started_workers_never_collected_are_stopped_by_close() -> None:
     while _workers_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _workers_alive()
+
+
+def test_kill_leaves_the_collecting_thread_to_reap_the_workers() -> None:
+    """kill() from one thread while another collects: the collector sees the deaths (WorkerError),
+    reaps the workers and closes their pipes itself; nothing is closed twice."""
+    executor = ProcessExecutor(2)
+    results = executor.start(time.sleep, [(30,)] * 4)
+    errors: list[BaseException] = []
+
+    def collect() -> None:
+        try:
+            with closing(results):
+                for _ in results:
+                    pass
+        except WorkerError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=collect)
+    thread.start()
+    time.sleep(0.5)
+    executor.kill()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert len(errors) == 1 and "stopped unexpectedly" in str(errors[0])
+    executor.close()
+    assert not _workers_alive()
