@@ -626,10 +626,20 @@ class MixtureLP:
             node_min[inner] = np.minimum(node_min[2 * inner], node_min[2 * inner + 1])
             width //= 2
         y = seg_value - v_pair[self.seg_pair]
+        cached = self._cover_all()
+        if cached is not None and self.allowed is None:
+            # Every kept entry at once, without first selecting the live segments (a large
+            # compress per search): the same rows, in the same order, as the path below.
+            all_segs, all_nodes = cached
+            thr = node_min[all_nodes]
+            viol = y[all_segs] - thr
+            cand = np.flatnonzero(viol > TOLERANCE)
+            s_c, t_c, v_c = all_segs[cand], thr[cand], viol[cand]
+            bad = (v_c > TOLERANCE * np.maximum(1.0, np.abs(t_c))) & (y[s_c] > TOLERANCE)
+            return s_c[bad].astype(np.int64), all_nodes[cand[bad]].astype(np.int64), v_c[bad]
         live_mask = (self.seg_lo < self.seg_hi) & (y > TOLERANCE)
         if self.allowed is not None:
             live_mask &= self.allowed[self.seg_pair]
-        cached = self._cover_all()
         if cached is not None:
             # The same (segment, node) entries, in the same order, as covering the live ones.
             all_segs, all_nodes = cached
