@@ -698,3 +698,16 @@ def test_mutated_merge_lists_succeed_or_fail_cleanly_end_to_end(
         assert set(result.proportions) == {"en", "code"}
         assert abs(sum(result.proportions.values()) - 1) < 1e-6
         assert result.solver["status"] == "optimal"
+
+
+def test_python_dash_m_runs_the_command_with_its_exit_codes(tmp_path: Path) -> None:
+    """``python -m mixinfer`` is the ``mixinfer`` command (same output, same exit codes)."""
+    ok = subprocess.run([sys.executable, "-m", "mixinfer", "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("mixinfer ")
+    bad = subprocess.run(
+        [sys.executable, "-m", "mixinfer", "infer", str(tmp_path / "missing.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == EXIT_CODES[errors.TokenizerError] and bad.stdout == ""
+    assert "missing.json" in bad.stderr
