@@ -565,14 +565,16 @@ def audit_command(
             seed=seed,
             estimator=estimator,
         )
-        out_fmt = _report_format(output, fmt)
+        # --format without --output means that format on stdout (as infer does), never the table.
+        output_to = "-" if output is None and fmt is not None else output
+        out_fmt = _report_format(output_to, fmt)
         if by not in ("category", "group"):
             raise errors.UsageError(f"unknown --by {by!r}; use category or group")
-        to_file = output is not None and output != "-"
+        to_file = output_to is not None and output_to != "-"
         if to_file:
             specs = [TokenizerSpec.parse(t) for t in tokenizers]
             sources = [x for s in specs for x in (s.source, s.base) if isinstance(x, str | os.PathLike)]
-            check_output(output, inputs=[*sources, groups], folders=[samples])
+            check_output(output_to, inputs=[*sources, groups], folders=[samples])
         view = ProgressView(enabled=not quiet)
 
         def report_entry(entry: AuditEntry) -> None:
@@ -606,12 +608,12 @@ def audit_command(
             )
         check_interrupted()
         text = result.render(out_fmt, wide=wide, by=by)
-        if output == "-":
+        if output_to == "-":
             write_stdout(text)
         elif to_file and result.succeeded:
-            assert output is not None
-            write_atomic(output, text)
-        if output is None:
+            assert output_to is not None
+            write_atomic(output_to, text)
+        if output_to is None:
             render_audit_table(result, Console(highlight=False))
         elif not quiet:
             render_audit_table(result, stderr)
@@ -621,9 +623,9 @@ def audit_command(
             where = ""
             if to_file:
                 where = (
-                    f"; {output} holds the other {len(result.succeeded)}"
+                    f"; {output_to} holds the other {len(result.succeeded)}"
                     if result.succeeded
-                    else (f"; nothing was written to {output}")
+                    else (f"; nothing was written to {output_to}")
                 )
             stderr.print(
                 f"[red]error:[/red] {len(failed)} of {len(result.entries)} tokenizer(s) failed "
@@ -633,7 +635,7 @@ def audit_command(
             first = failed[0].exception
             return exit_code_for(first) if first is not None else EXIT_INTERNAL
         if to_file:
-            say(quiet, f"wrote {escape(str(output))}")
+            say(quiet, f"wrote {escape(str(output_to))}")
         return 0
 
     code = run_guarded(debug, run)

@@ -424,6 +424,18 @@ def test_audit_csv_and_failures(corpus: dict[str, Any], tokenizers: dict[str, Pa
     assert lines[0] == f"tokenizer,{ENGLISH},{CODE},{LATIN_CYRILLIC}"
     assert lines[1].startswith("base,") and len(lines) == 2
 
+    # --format without --output: that format on stdout, as infer does (the table is not data).
+    for fmt in ("csv", "json"):
+        res = run_cli(
+            ["audit", str(tokenizers["base"]), "--samples", str(corpus["samples"]), "--merges", "100",
+             "--no-cache", "-q", "--format", fmt]
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        if fmt == "csv":
+            assert res.stdout.splitlines()[0] == "tokenizer,category,group,proportion"
+        else:
+            assert json.loads(res.stdout)
+
     # Every tokenizer failing: nothing written, non-zero exit.
     empty = tmp_path / "none.csv"
     res = run_cli(
