@@ -468,10 +468,10 @@ def _bootstrap_key(words: Sequence[str], prepared: Prepared, options: Options) -
 
 
 def _block_jobs(
-    categories: Sequence[Category], prepared: Prepared, options: Options
+    categories: Sequence[Category], prepared: Prepared, options: Options, table: TokenTable
 ) -> list[tuple[Any, ...]]:
     # One job per category (counting its blocks, then one weighted replay).
-    pretok, table = prepared.tok.pretokenizer, TokenTable.build(prepared.tok)
+    pretok = prepared.tok.pretokenizer
     return [(c, pretok, options.max_bytes, options.unit, table, prepared.merges_used) for c in categories]
 
 
@@ -493,7 +493,8 @@ class BlocksInBackground:
     def __init__(
         self, categories: Sequence[Category], prepared: Prepared, options: Options, runtime: Runtime
     ):
-        jobs = _block_jobs(categories, prepared, options)
+        self.table = TokenTable.build(prepared.tok)  # the bootstrap stage uses it too
+        jobs = _block_jobs(categories, prepared, options, self.table)
         # Every core gets a block worker, at a lower priority: the LP keeps its core while it
         # solves, and the workers take all cores once it is done.
         cores = runtime.workers or os.cpu_count() or 1
@@ -594,11 +595,12 @@ def bootstrap(
             list(meta["statuses"]),
             float(meta["seconds"]),
         )
-    table = TokenTable.build(prepared.tok)
+    # Built once: the background blocks built it already.
+    table = pending.table if pending is not None else TokenTable.build(prepared.tok)
     if pending is not None:
         found = pending.result(runtime.progress)
     else:
-        jobs = _block_jobs(categories, prepared, options)
+        jobs = _block_jobs(categories, prepared, options, table)
         found = {}
         runtime.progress(Progress("blocks", 0, len(categories), "categories"))
         with _pool_for(runtime, len(jobs)) as pool:
