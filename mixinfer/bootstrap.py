@@ -185,7 +185,7 @@ def _setup_replicates(
         solve(full, time_limit=time_limit, backend=made)
         # Rows that do not bind at the optimum only slow every replicate down (the lazy loop stops
         # pruning in its last rounds, so the final model can hold many).
-        if made.prune():
+        if made.prune(every=True):
             solve(full, time_limit=time_limit, backend=made)
         # From a warm start, HiGHS's scaling (computed again for every replicate's model) costs
         # more than it saves: 13% fewer simplex iterations without it on the demo's replicates.

@@ -70,6 +70,9 @@ ROWS_PER_ROUND = 10_000
 # changes the optimum; it keeps each re-solve small. In the last rounds (few violations left) it
 # stops, since rows pruned there tend to come straight back. Measured on GPT-2, 13 categories,
 # T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
+# A row pruned once and found violated again is never pruned again in that solve: without this
+# rule, Llama 3's new merges (27,049 steps, 23 categories) pruned and re-added the same rows for
+# 689 rounds and more than an hour; with it, 37 rounds and about 3 minutes (BENCHMARKS.md, lp).
 PRUNE_MIN = 10_000
 
 # The search covers every live segment with tree nodes in every round; when the cover of all segments
@@ -693,8 +696,12 @@ class _Backend(ABC):
     def columns(self) -> int:
         """Columns of the current LP."""
 
-    def prune(self) -> int:
-        """Drop generated rows that are not binding; return how many. Default: keep all."""
+    def prune(self, *, every: bool = False) -> int:
+        """Drop generated rows that are not binding; return how many. Default: keep all.
+
+        Rows that came back after an earlier pruning are kept unless ``every`` is set (the
+        bootstrap trims the final model once, where thrashing cannot happen).
+        """
         return 0
 
     @property
@@ -843,6 +850,10 @@ class HighsBackend(_Backend):
         # Whether HiGHS's solution belongs to the model as it is (no rows added or deleted since).
         self.solved = False
         self._iterations = 0
+        # Keys of rows pruned at least once, and of those that were then found violated again:
+        # the latter stay (see PRUNE_MIN), so a row cannot be pruned and re-added round after round.
+        self._pruned: set[int] = set()
+        self._returned: set[int] = set()
 
     @property
     def rows(self) -> int:
@@ -912,6 +923,8 @@ class HighsBackend(_Backend):
         index = np.stack([self.node_col[nodes], pc, zc], axis=1)
         self._add_rows(np.zeros(k), np.full(k, self.inf), index, np.tile([1.0, 1.0, -1.0], (k, 1)))
         keys = self.key(segments, nodes)
+        if self._pruned:
+            self._returned.update(k for k in keys.tolist() if k in self._pruned)
         self.row_keys = np.concatenate([self.row_keys, keys])
         self.row_segs = np.concatenate([self.row_segs, np.full(k, -1, dtype=np.int64)])
         self.present.update(keys.tolist())
@@ -921,20 +934,31 @@ class HighsBackend(_Backend):
     def iterations(self) -> int:
         return self._iterations
 
-    def prune(self) -> int:
+    def prune(self, *, every: bool = False) -> int:
         """Delete generated rows whose slack is basic, keeping re-solves fast.
 
         Such rows are not binding, so the current basis stays optimal without them; a deleted row
         that becomes violated again is found and re-added by the next search, so pruning never
-        changes the optimum, only the LP size.
+        changes the optimum, only the LP size. A row that already came back once is kept (unless
+        ``every``): pruning it again is what made some LPs re-add the same rows for hundreds of
+        rounds.
         """
         status = self.h.getBasis().row_status[self.base_rows :]
         basic = self._hs.HighsBasisStatus.kBasic
         is_basic = np.fromiter((s == basic for s in status), bool, count=len(status))
-        drop = np.flatnonzero(is_basic & (self.row_keys >= 0))
+        candidate = is_basic & (self.row_keys >= 0)
+        if not every and self._returned:
+            returned = self._returned
+            candidate &= np.fromiter(
+                (k not in returned for k in self.row_keys.tolist()), bool, count=len(self.row_keys)
+            )
+        drop = np.flatnonzero(candidate)
         if len(drop):
             self.h.deleteRows(len(drop), (self.base_rows + drop).astype(np.int32))
-            self.present.difference_update(self.row_keys[drop].tolist())
+            dropped = self.row_keys[drop].tolist()
+            self.present.difference_update(dropped)
+            if not every:
+                self._pruned.update(dropped)
             self.row_keys = np.delete(self.row_keys, drop)
             self.row_segs = np.delete(self.row_segs, drop)
             self.solved = False
@@ -968,6 +992,8 @@ class HighsBackend(_Backend):
         if not same_structure(self.lp if origin is None else origin.lp, lp):
             raise ValueError("retarget needs an LP with the same pairs, segments and steps")
         if origin is not None:
+            # A new solve from the snapshot: no row of it has been pruned yet.
+            self._pruned, self._returned = set(), set()
             self.present = set(origin.present)
             self.pair_col = dict(origin.pair_col)
             self.segment_col = dict(origin.segment_col)

@@ -326,3 +326,44 @@ def test_unknown_normalize_is_a_usage_error(exact_case: tuple[Path, Path, dict[s
         mixinfer.infer(tok_path, samples, merges=10, normalize="tokens", use_cache=False)
     # The library names the option; the CLI turns the name into --normalize.
     assert isinstance(info.value, OptionError) and info.value.option == "normalize"
+
+
+def test_pruning_never_drops_a_returned_row_and_keeps_the_optimum(
+    mixture_case: tuple[Path, Path, dict[str, float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prune after every round (tiny batches, no minimum): rows come back, are then kept, and the
+    lazy LP still reaches the full LP's optimum."""
+    from mixinfer import solver as solver_module
+
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=60)
+    full_obj, _ = _full_lp_objective(lp)
+    monkeypatch.setattr(solver_module, "PRUNE_MIN", 0)
+    backend = solver_module.HighsBackend(lp)
+    dropped: list[list[int]] = []
+    original = solver_module.HighsBackend.prune
+
+    def recording(self: solver_module.HighsBackend, *, every: bool = False) -> int:
+        before = set(self.present)
+        count = original(self, every=every)
+        dropped.append(sorted(before - self.present))
+        return count
+
+    monkeypatch.setattr(solver_module.HighsBackend, "prune", recording)
+    result, _ = solve(lp, rows_per_round=15, backend=backend)
+    assert result.status == "optimal"
+    assert math.isclose(result.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
+    assert sum(len(d) for d in dropped) > 0
+    assert backend._returned  # some pruned rows were needed again ...
+    seen: set[int] = set()
+    for keys in dropped:  # ... and none was pruned a second time
+        assert not seen.intersection(keys)
+        seen.update(keys)
+    assert backend._returned <= seen
+    # The bootstrap's final trim still drops every non-binding row, returned or not.
+    status = backend.h.getBasis().row_status[backend.base_rows :]
+    basic = [s == backend._hs.HighsBasisStatus.kBasic for s in status]
+    slack_rows = sum(b and k >= 0 for b, k in zip(basic, backend.row_keys.tolist(), strict=True))
+    assert backend.prune(every=True) == slack_rows
+    again, _ = solve(lp, backend=backend)
+    assert math.isclose(again.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
