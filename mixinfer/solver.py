@@ -78,6 +78,8 @@ PRUNE_MIN = 10_000
 # The search covers every live segment with tree nodes in every round; when the cover of all segments
 # has at most this many entries (two int32 each: 160 MB), it is computed once and kept.
 COVER_CACHE_ENTRIES = 20_000_000
+# Segments covered per step while that cover is built (and abandoned once past the cap).
+COVER_CHUNK = 1_000_000
 
 # A category whose sample holds fewer initial pairs than this (adjacent symbols inside words,
 # counted with multiplicity; English text has about 0.8 per byte, so roughly 13 kB) gets a
@@ -542,6 +544,13 @@ class MixtureLP:
 
     def cover(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The canonical tree nodes covering each range ``[lo, hi)``: (range index, node) pairs."""
+        passes = self._cover_passes(lo, hi)
+        if not passes:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([w for w, _ in passes]), np.concatenate([n for _, n in passes])
+
+    def _cover_passes(self, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`cover`'s entries as found, pass by pass (two per tree level, leaves first)."""
         which = np.arange(len(lo))
         left, right = lo + self.leaves, hi + self.leaves
         out_i: list[np.ndarray] = []
@@ -559,9 +568,7 @@ class MixtureLP:
             out_i.append(which[take])
             out_n.append(right[take])
             left, right = left >> 1, right >> 1
-        if not out_i:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(out_i), np.concatenate(out_n)
+        return list(zip(out_i, out_n, strict=True))
 
     def _cover_all(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Every segment's canonical cover, computed once when it is small enough to keep.
@@ -571,12 +578,32 @@ class MixtureLP:
         so when the cover of all segments fits in :data:`COVER_CACHE_ENTRIES` entries it is kept.
         """
         if "cover" not in self._structure:
-            estimate = self.segments * 2 * max(1, self.leaves.bit_length())
-            if estimate > COVER_CACHE_ENTRIES:
-                return None
-            which, nodes = self.cover(self.seg_lo, self.seg_hi)
-            self._structure["cover"] = (which.astype(np.int32), nodes.astype(np.int32))
-        cover: tuple[np.ndarray, np.ndarray] = self._structure["cover"]
+            # Built in chunks, given up as soon as it outgrows the cap: most segments are short,
+            # so the real size is far below the bound of two nodes per tree level (Llama 3's new
+            # merges: 8.7M entries for 1.4M segments, against a bound of 45M).
+            # Kept pass by pass, so that the result has the order of one cover of every segment
+            # (the search's rows, and so its ties, do not depend on the chunking).
+            passes: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+            total = 0
+            for lo in range(0, self.segments, COVER_CHUNK):
+                hi = min(lo + COVER_CHUNK, self.segments)
+                for k, (which, nodes) in enumerate(
+                    self._cover_passes(self.seg_lo[lo:hi], self.seg_hi[lo:hi])
+                ):
+                    total += len(which)
+                    if len(passes) <= k:
+                        passes.append(([], []))
+                    passes[k][0].append((which + lo).astype(np.int32))
+                    passes[k][1].append(nodes.astype(np.int32))
+                if total > COVER_CACHE_ENTRIES:
+                    self._structure["cover"] = None
+                    break
+            else:
+                self._structure["cover"] = (
+                    np.concatenate([w for ws, _ in passes for w in ws] or [np.zeros(0, np.int32)]),
+                    np.concatenate([n for _, ns in passes for n in ns] or [np.zeros(0, np.int32)]),
+                )
+        cover: tuple[np.ndarray, np.ndarray] | None = self._structure["cover"]
         return cover
 
     def _merge_segments(self) -> tuple[np.ndarray, np.ndarray]:

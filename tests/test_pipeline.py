@@ -367,3 +367,29 @@ def test_pruning_never_drops_a_returned_row_and_keeps_the_optimum(
     assert backend.prune(every=True) == slack_rows
     again, _ = solve(lp, backend=backend)
     assert math.isclose(again.objective, full_obj, rel_tol=1e-6, abs_tol=1e-6 * SCALE / 1e3)
+
+
+def test_the_kept_cover_is_built_in_chunks_in_the_order_of_one_cover(
+    mixture_case: tuple[Path, Path, dict[str, float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunking the cover of every segment changes neither its entries nor their order, and a cover
+    past the cap is given up (the search then covers the live segments each round, same rows)."""
+    from mixinfer import solver as solver_module
+
+    tok_path, samples, _ = mixture_case
+    lp, _ = _lp_inputs(tok_path, samples, merges=80, start=5)
+    which, nodes = lp.cover(lp.seg_lo, lp.seg_hi)
+    monkeypatch.setattr(solver_module, "COVER_CHUNK", 37)
+    kept = lp._cover_all()
+    assert kept is not None
+    assert np.array_equal(kept[0], which) and np.array_equal(kept[1], nodes)
+    rng = np.random.default_rng(3)
+    point = (rng.dirichlet(np.ones(lp.n)), rng.exponential(5.0, lp.steps), np.zeros(lp.pairs))
+    with_cover = lp.violations(*point)
+    assert len(with_cover[0])
+    small, _ = _lp_inputs(tok_path, samples, merges=80, start=5)
+    monkeypatch.setattr(solver_module, "COVER_CACHE_ENTRIES", len(which) - 1)
+    assert small._cover_all() is None
+    without = small.violations(*point)
+    for a, b in zip(with_cover, without, strict=True):
+        assert np.array_equal(a, b)
