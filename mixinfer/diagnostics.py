@@ -36,6 +36,16 @@ samples do not explain the tokenizer. On matched samples (the controlled simulat
 ``scripts/bench_trust.py``: bundled languages, n=5, T=3000, 8 trials) it was 25 to 51, median 32;
 GPT-2 with the 23 bundled categories at T=3000 gives 131. See BENCHMARKS.md."""
 
+WEIGHT_FLOOR = 0.01
+"""Categories below this proportion do not count as carrying the mixture in :func:`diagnose`'s
+``merges_seen`` (a weight of 1e-14 makes every count non-zero without explaining anything)."""
+
+SEEN_WARN = 0.5
+"""``merges_seen``: warn when the categories carrying the mixture hold fewer than this fraction of
+the merges that the samples together hold. Measured on the T=30000 panel (BENCHMARKS.md): GPT-2,
+cl100k and Llama 0.99-1.00 of it; Llama 3's new merges past cl100k 0.003 (the answer, 100% English,
+came from English having the fewest pairs left after cl100k's merges, not from the merges)."""
+
 
 def _token_text(token: bytes) -> str:
     return token.decode("utf-8", errors="backslashreplace")
@@ -73,9 +83,10 @@ def diagnose(
         "share": {"merges": 0.0, "pairs": 0.0, "top_merges": 0.0, "top_pairs": 0.0},
         "warnings": [],
     }
-    if details is None:
-        return out
     alpha = np.asarray(result.proportions, dtype=float)
+    _merges_seen(lp, alpha, out)
+    if details is None:
+        return canonical(out)
     decode = _Decoder(table)
     v_step = np.asarray(details.step_slack, dtype=float)
     v_pair = np.asarray(details.pair_slack, dtype=float)
@@ -150,7 +161,33 @@ def diagnose(
             f"may be missing or a sample unrepresentative of the training text (see "
             f"'mixinfer explain' on the JSON result)"
         )
-    return out
+    return canonical(out)
+
+
+def _merges_seen(lp: MixtureLP, alpha: np.ndarray, out: dict[str, Any]) -> None:
+    """How many constrained merges occur (at their step) in any sample, and in the samples of the
+    categories that carry the mixture; a warning when the mixture sits where the merges are not.
+
+    An LP answer can explain the merges by nothing: a category whose text earlier merges already
+    cut into whole words has almost no pairs left, so putting the weight there leaves almost no
+    constraint violated. The objective is then small and looks like a good fit.
+    """
+    counts = lp.merge_counts()  # (constrained steps, categories)
+    if counts.size == 0:
+        return
+    by_samples = float((counts > 0).any(axis=1).mean())
+    carrying = alpha >= WEIGHT_FLOOR
+    by_mixture = float((counts[:, carrying] > 0).any(axis=1).mean()) if carrying.any() else 0.0
+    out["merges_seen"] = {"by_samples": by_samples, "by_mixture": by_mixture}
+    if by_samples > 0 and by_mixture < SEEN_WARN * by_samples:
+        out["warnings"].append(
+            f"the categories that carry the answer hold only {100 * by_mixture:.1f}% of the "
+            f"constrained merges in their samples (all samples together: {100 * by_samples:.0f}%): "
+            f"the proportions follow which categories have the fewest pairs left, not the merges, "
+            f"and should not be trusted. This happens when earlier merges (e.g. a --base) already "
+            f"cut those categories' text into whole words, or when the samples are too small for "
+            f"late merges; try larger samples or fewer --merges"
+        )
 
 
 def summary_lines(diagnostics: dict[str, Any], limit: int = 3) -> list[str]:
@@ -189,11 +226,13 @@ _ORDER = {
         "unexplained_merges",
         "overrepresented_pairs",
         "share",
+        "merges_seen",
         "warnings",
     ),
     "unexplained_merges": ("step", "merge", "competitor", "slack", "share", "would_grow", "blocked_by"),
     "overrepresented_pairs": ("pair", "step", "slack", "share", "category"),
     "share": ("merges", "pairs", "top_merges", "top_pairs"),
+    "merges_seen": ("by_samples", "by_mixture"),
 }
 
 
@@ -209,6 +248,7 @@ def canonical(diagnostics: dict[str, Any]) -> dict[str, Any]:
     for kind in ("unexplained_merges", "overrepresented_pairs"):
         if kind in d:
             d[kind] = [_ordered(e, _ORDER[kind]) for e in d[kind]]
-    if isinstance(d.get("share"), dict):
-        d["share"] = _ordered(d["share"], _ORDER["share"])
+    for part in ("share", "merges_seen"):
+        if isinstance(d.get(part), dict):
+            d[part] = _ordered(d[part], _ORDER[part])
     return d

@@ -141,3 +141,43 @@ def test_the_time_estimate_grows_with_the_lp() -> None:
     assert solver.estimate_seconds(30000, 5, 100_000) > 10 * base  # superlinear in merges
     assert solver.estimate_seconds(3000, 50, 100_000) > base
     assert solver.estimate_seconds(3000, 5, 400_000) > base
+
+
+def test_a_mixture_that_sits_where_the_merges_are_not_is_flagged(
+    small_bpe_tokenizer_json: Path, license_text: str, tmp_path: Path
+) -> None:
+    """English against text of characters the English tokenizer never merged: the solved mixture
+    holds the merges (no warning); all weight on the other category explains the merges by
+    nothing, and the diagnostics say so."""
+    import dataclasses
+
+    from mixinfer.diagnostics import diagnose
+
+    texts = {
+        "en": license_text[:30_000],
+        "han": " ".join(
+            "".join(chr(0x4E00 + (i * 7919 + j * 104729) % 3000) for j in range(1 + i % 4))
+            for i in range(6000)
+        ),
+    }
+    for cat, text in texts.items():
+        (tmp_path / cat).mkdir()
+        (tmp_path / cat / "a.txt").write_text(text, encoding="utf-8")
+    tok = mixinfer.load_tokenizer(small_bpe_tokenizer_json)
+    counts = count_words(discover(tmp_path), tok.pretokenizer, max_bytes=40_000, workers=1)
+    table = TokenTable.build(tok)
+    traces = [replay(wc.words, table, 400) for wc in counts]
+    units = [int(tr.init_counts.sum()) for tr in traces]
+    names = [wc.category for wc in counts]
+    lp = solver.MixtureLP(traces, units, table.merge_codes, names=names)
+    result, _ = solver.solve(lp)
+    solved = diagnose(lp, result, names, table)
+    seen = solved["merges_seen"]
+    assert seen["by_samples"] > 0.9
+    assert seen["by_mixture"] == pytest.approx(seen["by_samples"])
+    assert not any("carry the answer" in w for w in solved["warnings"])
+    only_han = np.array([1.0 if n == "han" else 0.0 for n in names])
+    forced = diagnose(lp, dataclasses.replace(result, proportions=only_han), names, table)
+    assert forced["merges_seen"]["by_mixture"] < 0.05
+    assert any("carry the answer" in w and "should not be trusted" in w for w in forced["warnings"])
+    assert list(forced)[list(forced).index("share") + 1] == "merges_seen"
