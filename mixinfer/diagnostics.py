@@ -43,7 +43,7 @@ WEIGHT_FLOOR = 0.01
 SEEN_WARN = 0.5
 """``merges_seen``: warn when the categories carrying the mixture hold fewer than this fraction of
 the merges that the samples together hold. Measured on the T=30000 panel (BENCHMARKS.md): GPT-2,
-cl100k and Llama 0.99-1.00 of it; Llama 3's new merges past cl100k 0.003 (the answer, 100% English,
+cl100k and Llama 0.99-1.00 of it; Llama 3's new merges past cl100k 0.001 (the answer, 100% English,
 came from English having the fewest pairs left after cl100k's merges, not from the merges)."""
 
 
