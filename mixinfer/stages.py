@@ -111,20 +111,27 @@ def prepare(tok: BPETokenizer, options: Options, base: TokenizerSource | None = 
     """Stage 2: clean the merges, find the base's shared prefix, fix the replayed stretch."""
     cleaned, report = clean(tok, options)
     start, base_info = options.start_merge, None
+    merges, past_base = options.merges, ""
     if base is not None:
         if options.start_merge:
             raise UsageError("give either --base or --start-merge, not both (--base finds the start merge)")
         base_tok = clean(load(base, options.with_(pretokenizer=None)), options)[0]
         start, base_info = shared_prefix_with(cleaned, base_tok)
-        if options.merges <= start:
-            raise UsageError(
+        if merges <= start:
+            # A T that does not reach past the shared prefix cannot count every merge (nothing
+            # would be constrained): it counts the new ones, so `--base` alone infers from up to
+            # DEFAULT_MERGES new merges.
+            merges = start + options.merges
+            past_base = (
                 f"--merges {options.merges} does not reach past the {start} merges shared with the "
-                f"base {base_info['source']}; pass --merges larger than {start} (e.g. "
-                f"--merges {start + 3000}) to infer from the new merges"
+                f"base, so it counts the new merges (pass --merges larger than {start} to count "
+                f"from the first merge instead)"
             )
-    used = min(options.merges, len(cleaned.merges))
+    used = min(merges, len(cleaned.merges))
     notes = list(cleaned.notes)
-    if used < options.merges:
+    if past_base:
+        notes.append(past_base)
+    if used < merges:
         notes.append(f"the tokenizer has {len(cleaned.merges)} merges; using all of them")
     if base_info is not None:
         notes.append(

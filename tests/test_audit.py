@@ -290,7 +290,7 @@ def test_base_errors(corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_pa
     res = run_cli(["infer", ext, "--base", str(other), "--samples", samples, "--no-cache", "-q"])
     assert res.exit_code == 2
     assert "does not extend" in res.output
-    # Both --base and --start-merge; --merges not past the prefix; nothing added.
+    # Both --base and --start-merge; nothing added.
     res = run_cli(
         [
             "infer",
@@ -306,21 +306,6 @@ def test_base_errors(corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_pa
         ]
     )
     assert res.exit_code == 2 and "not both" in res.output
-    res = run_cli(
-        [
-            "infer",
-            ext,
-            "--base",
-            str(tokenizers["base"]),
-            "--merges",
-            "100",
-            "--samples",
-            samples,
-            "--no-cache",
-            "-q",
-        ]
-    )
-    assert res.exit_code == 2 and f"--merges {BASE_MERGES + 3000}" in res.output
     res = run_cli(["infer", ext, "--base", ext, "--samples", samples, "--no-cache", "-q"])
     assert res.exit_code == 2 and "adds no merge" in res.output
 
@@ -622,3 +607,25 @@ def test_a_malformed_tokenizer_spec_is_a_usage_error() -> None:
         TokenizerSpec.parse("a.json:base=")
     with pytest.raises(UsageError, match="twice"):
         TokenizerSpec.parse("a.json:base=b:base=c")
+
+
+def test_merges_short_of_the_shared_prefix_count_the_new_merges(
+    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    """`--base` with a --merges that does not reach past the prefix (the default, for Llama 3 over
+    cl100k) infers from that many new merges, and says so; the answer is the explicit total's."""
+    out = tmp_path / "short.json"
+    args = ["infer", str(tokenizers["extended"]), "--base", str(tokenizers["base"])]
+    args += ["--samples", str(corpus["samples"]), "--no-cache", "-o", str(out)]
+    res = run_cli([*args, "--merges", str(EXTRA_MERGES)])
+    assert res.exit_code == 0, res.output
+    assert f"--merges {EXTRA_MERGES} does not reach past the {BASE_MERGES} merges" in res.output
+    assert "counts the new merges" in res.output
+    short = json.loads(out.read_text())
+    assert short["start_merge"] == BASE_MERGES
+    assert short["merges_used"] == BASE_MERGES + EXTRA_MERGES
+    assert mse(short["proportions"], corpus["mix2"]) < 1e-8
+    # Without --merges: the default T counts new merges too (all of them here).
+    res = run_cli(args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["merges_used"] == BASE_MERGES + EXTRA_MERGES
