@@ -72,7 +72,7 @@ ROWS_PER_ROUND = 10_000
 # T=30000: about 1.7x faster than pruning only when the generated rows outgrow twice the columns.
 # A row pruned once and found violated again is never pruned again in that solve: without this
 # rule, Llama 3's new merges (27,049 steps, 23 categories) pruned and re-added the same rows for
-# 689 rounds and more than an hour; with it, 37 rounds and about 3 minutes (BENCHMARKS.md, lp).
+# 689 rounds and more than an hour; with it, 35 rounds and about 3 minutes (BENCHMARKS.md, lp).
 PRUNE_MIN = 10_000
 
 # The search covers every live segment with tree nodes in every round; when the cover of all segments
