@@ -30,15 +30,23 @@ def real_lp(
         "code": code[:20_000],
         "mix": license_text[300_000:310_000] + code[-10_000:],
     }
+    return _lp_of(small_bpe_tokenizer_json, texts, root, merges=300, start=20)[0]
+
+
+def _lp_of(
+    tok_path: Path, texts: dict[str, str], root: Path, *, merges: int, start: int = 0
+) -> tuple[solver.MixtureLP, TokenTable]:
+    """One file per category under ``root``, counted (40 kB each) and replayed for ``merges``."""
     for cat, text in texts.items():
         (root / cat).mkdir()
         (root / cat / "a.txt").write_text(text, encoding="utf-8")
-    tok = mixinfer.load_tokenizer(small_bpe_tokenizer_json)
+    tok = mixinfer.load_tokenizer(tok_path)
     counts = count_words(discover(root), tok.pretokenizer, max_bytes=40_000, workers=1)
     table = TokenTable.build(tok)
-    traces = [replay(wc.words, table, 300) for wc in counts]
+    traces = [replay(wc.words, table, merges) for wc in counts]
     units = [int(tr.init_counts.sum()) for tr in traces]
-    return solver.MixtureLP(traces, units, table.merge_codes, start=20, names=[wc.category for wc in counts])
+    names = [wc.category for wc in counts]
+    return solver.MixtureLP(traces, units, table.merge_codes, start=start, names=names), table
 
 
 @pytest.mark.parametrize("backend", ["highs", "cbc"])
@@ -160,16 +168,8 @@ def test_a_mixture_that_sits_where_the_merges_are_not_is_flagged(
             for i in range(6000)
         ),
     }
-    for cat, text in texts.items():
-        (tmp_path / cat).mkdir()
-        (tmp_path / cat / "a.txt").write_text(text, encoding="utf-8")
-    tok = mixinfer.load_tokenizer(small_bpe_tokenizer_json)
-    counts = count_words(discover(tmp_path), tok.pretokenizer, max_bytes=40_000, workers=1)
-    table = TokenTable.build(tok)
-    traces = [replay(wc.words, table, 400) for wc in counts]
-    units = [int(tr.init_counts.sum()) for tr in traces]
-    names = [wc.category for wc in counts]
-    lp = solver.MixtureLP(traces, units, table.merge_codes, names=names)
+    lp, table = _lp_of(small_bpe_tokenizer_json, texts, tmp_path, merges=400)
+    names = lp.names
     result, _ = solver.solve(lp)
     solved = diagnose(lp, result, names, table)
     seen = solved["merges_seen"]
