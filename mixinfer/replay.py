@@ -151,16 +151,10 @@ class Trace:
 
 
 def _sum_by_code(codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``weights`` (one column, or one per block: shape ``(n, K)``) per distinct code."""
+    """Sum ``weights`` (one per code occurrence) per distinct code."""
     uniq, inv = np.unique(codes, return_inverse=True)
-    if weights.ndim == 1:
-        sums = np.bincount(inv, weights=weights, minlength=len(uniq))
-        return uniq, np.rint(sums).astype(np.int64)
-    # A bincount per column, over contiguous copies of the columns.
-    out = np.empty((len(uniq), weights.shape[1]), dtype=np.int64)
-    for j, column in enumerate(np.ascontiguousarray(weights.T)):
-        out[:, j] = np.rint(np.bincount(inv, weights=column, minlength=len(uniq)))
-    return uniq, out
+    sums = np.bincount(inv, weights=weights, minlength=len(uniq))
+    return uniq, np.rint(sums).astype(np.int64)
 
 
 def _sum_by_word(
@@ -297,10 +291,7 @@ def replay_weighted(
     ok = (sym[:-1] >= 0) & (sym[1:] >= 0)
     pos0 = left[ok]
     codes0 = sym[pos0] * size + sym[pos0 + 1]
-    if by_word:
-        init_codes, init_counts = _sum_by_word(codes0, owner[pos0], word_weight)
-    else:
-        init_codes, init_counts = _sum_by_code(codes0, word_weight[owner[pos0]])
+    init_codes, init_counts = _sum_by_word(codes0, owner[pos0], word_weight)
 
     merges = min(merges, len(table.left))
     mcodes = table.merge_codes[:merges]
@@ -370,16 +361,16 @@ def replay_weighted(
             d_code.append(np.concatenate([old_codes, new_codes]))
             d_word.append(owner[np.concatenate([old, new])])
             d_val.append(np.concatenate([np.full(len(old), -1.0), np.ones(len(new))]))
-        else:
+        else:  # one column
             codes, sums = _sum_by_code(
                 np.concatenate([old_codes, new_codes]),
-                np.concatenate([-word_weight[owner[old]], word_weight[owner[new]]]),
+                np.concatenate([-word_weight[owner[old], 0], word_weight[owner[new], 0]]),
             )
-            nz = (sums != 0).any(axis=1)
+            nz = sums != 0
             if nz.any():
                 d_step.append(np.full(int(nz.sum()), t, dtype=np.int32))
                 d_code.append(codes[nz])
-                d_val.append(sums[nz])
+                d_val.append(sums[nz, None])
         add_to_index(new, new_codes)
     progress(Progress("replay", merges, merges, "merges", label))
 
