@@ -770,6 +770,14 @@ def simulate_command(
             show_default="the other half of --samples",
         ),
     ] = None,
+    distractors: Annotated[
+        int,
+        typer.Option(
+            "--distractors",
+            help="Also offer this many categories outside each mixture (true share 0), as a real "
+            "audit offers categories the tokenizer never saw.",
+        ),
+    ] = 0,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -806,6 +814,7 @@ def simulate_command(
             bootstrap=bootstrap,
             confidence=confidence,
             estimator=estimator,
+            distractors=distractors,
         )
         target = check_output(output, folders=[samples, attack_samples])
         view = ProgressView(enabled=not quiet)

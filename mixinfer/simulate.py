@@ -132,6 +132,10 @@ class SimulationSettings:
             their nominal coverage; the summary reports how often they cover the truth.
         estimator: how the LP method turns traces into a mixture (a name of
             :data:`mixinfer.estimators.ESTIMATORS`; ``lp`` is the exact LP).
+        distractors: categories of the pool outside a trial's mixture that every method is
+            offered as well (their true share is 0), as in a real audit, where most categories
+            offered were never trained on. Drawn per trial independently of the mixture, so the
+            trained tokenizers are the same with and without them.
     """
 
     n: int
@@ -149,6 +153,7 @@ class SimulationSettings:
     bootstrap: int = 0
     confidence: float = 0.9
     estimator: str = "lp"
+    distractors: int = 0
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values that cannot be simulated."""
@@ -188,6 +193,8 @@ class SimulationSettings:
             raise UsageError(f"--methods lists a method twice: {','.join(self.methods)}")
         if self.seed < 0:
             raise UsageError(f"--seed must be a non-negative integer, not {self.seed}")
+        if self.distractors < 0:
+            raise UsageError(f"--distractors must be 0 or more categories, not {self.distractors}")
         if self.unit not in UNITS:
             raise UsageError(f"unknown --unit {self.unit!r}; use one of {', '.join(UNITS)}")
         if self.time_limit is not None and self.time_limit <= 0:
@@ -223,6 +230,7 @@ class SimulationSettings:
             "bootstrap": self.bootstrap,
             "confidence": self.confidence,
             "estimator": self.estimator,
+            "distractors": self.distractors,
             "split": SPLIT_RULE,
         }
 
@@ -297,7 +305,8 @@ class MethodSummary:
 
 @dataclass
 class TrialInfo:
-    """What one trial trained on: categories, true proportions, bytes fed, attack bytes used."""
+    """What one trial trained on: categories, true proportions, bytes fed, attack bytes used, and
+    the categories offered besides them (``distractors``, true share 0)."""
 
     trial: int
     categories: list[str]
@@ -307,6 +316,17 @@ class TrialInfo:
     attack_bytes: dict[str, int]
     merges: int
     tokenizer_key: str
+    distractors: list[str] = field(default_factory=list)
+
+    @property
+    def offered(self) -> list[str]:
+        """Every category the methods infer over: the mixture's and the distractors, sorted."""
+        return sorted([*self.categories, *self.distractors])
+
+    @property
+    def scored_truth(self) -> dict[str, float]:
+        """The true share of every offered category (0 for a distractor)."""
+        return {c: self.truth.get(c, 0.0) for c in self.offered}
 
 
 @dataclass
@@ -420,6 +440,7 @@ class SimulationResult:
                     "train_bytes": t.train_bytes,
                     "attack_bytes": t.attack_bytes,
                     "merges": t.merges,
+                    "distractors": t.distractors,
                 }
                 for t in self.trials
             ],
@@ -644,6 +665,19 @@ def draw_mixture(pool: Sequence[str], n: int, seed: int, trial: int) -> tuple[li
     chosen = sorted(pool[int(i)] for i in rng.choice(len(pool), size=n, replace=False))
     weights = rng.dirichlet(np.ones(n))
     return chosen, {c: float(w) for c, w in zip(chosen, weights, strict=True)}
+
+
+def draw_distractors(pool: Sequence[str], chosen: Sequence[str], k: int, seed: int, trial: int) -> list[str]:
+    """Trial ``trial``'s ``k`` distractors (sorted): categories of ``pool`` not in ``chosen``.
+
+    Drawn from ``numpy.random.default_rng([seed, trial, 3])``, a stream of its own, so the mixture
+    drawn by :func:`draw_mixture` (and the tokenizer trained on it) does not depend on ``k``.
+    """
+    if k == 0:
+        return []
+    rest = [c for c in pool if c not in set(chosen)]
+    rng = np.random.default_rng([seed, trial, 3])
+    return sorted(rest[int(i)] for i in rng.choice(len(rest), size=k, replace=False))
 
 
 class _Simulator:
@@ -908,10 +942,12 @@ def simulate(
                 f"left out of the pool: {', '.join(missing)} (not in the attack samples {attack_where})"
             )
         pool = [c for c in pool if c in attack_found]
-    if len(pool) < settings.n:
+    if len(pool) < settings.n + settings.distractors:
+        wanted_n = settings.n + settings.distractors
+        extra = f" and --distractors {settings.distractors}" if settings.distractors else ""
         raise UsageError(
-            f"--n {settings.n} needs at least {settings.n} categories, but the pool has "
-            f"{len(pool)} ({', '.join(pool) or 'none'}); lower --n or add categories"
+            f"--n {settings.n}{extra} need at least {wanted_n} categories, but the pool has "
+            f"{len(pool)} ({', '.join(pool) or 'none'}); lower them or add categories"
         )
     runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, progress=progress)
     cache = runtime.cache
@@ -951,6 +987,9 @@ def simulate(
             timing["train"] += secs
             total = sum(fed.values())
             truth = {c: fed[c] / total for c in names}
+            info = TrialInfo(trial, names, weights, truth, fed, {}, 0, tok_key)
+            info.distractors = draw_distractors(pool, names, s.distractors, s.seed, trial)
+            offered, scored = info.offered, info.scored_truth
             n_merges = len(json.loads(tok_json)["model"]["merges"])
             if n_merges < s.merges:
                 notes.append(
@@ -962,7 +1001,7 @@ def simulate(
             if "lp" in s.methods:
                 step(trial, "LP")
                 t = time.monotonic()
-                result = sim.infer_lp(trial, tok_json, names, truth, runtime)
+                result = sim.infer_lp(trial, tok_json, offered, scored, runtime)
                 secs = time.monotonic() - t
                 timing["lp"] += secs
                 attack_sizes = {c: st.bytes for c, st in result.samples.items()}
@@ -970,8 +1009,8 @@ def simulate(
                 found_records[trial, "lp"] = TrialRecord(
                     trial,
                     "lp",
-                    names,
-                    truth,
+                    offered,
+                    scored,
                     dict(result.proportions),
                     secs,
                     note=str(result.solver.get("status", "")),
@@ -984,7 +1023,7 @@ def simulate(
                 t = time.monotonic()
                 mix: dict[str, np.ndarray] = {}
                 shared = 0.0  # encoding with the mixture tokenizer serves both baselines
-                for c in names:
+                for c in offered:
                     counts, size, secs = sim.counts(tok_json, tok_key, c)
                     mix[c] = counts
                     attack_sizes.setdefault(c, size)
@@ -993,18 +1032,18 @@ def simulate(
                     t_tc = time.monotonic()
                     estimate = baselines.tc_estimate(mix)
                     found_records[trial, "tc"] = TrialRecord(
-                        trial, "tc", names, truth, estimate, shared + time.monotonic() - t_tc
+                        trial, "tc", offered, scored, estimate, shared + time.monotonic() - t_tc
                     )
                 if "tee" in s.methods:
                     own = 0.0
                     features: dict[str, float] = {}
-                    for c in names:
+                    for c in offered:
                         ref_json, ref_key, secs = sim.reference_tokenizer(c)
                         own += secs
                         ref_counts, size, secs = sim.counts(ref_json, ref_key, c)
                         own += secs
                         features[c] = baselines.tee_feature(size, int(mix[c].sum()), int(ref_counts.sum()))
-                    tee_obs.append(baselines.TEEObservation(trial, features, truth))
+                    tee_obs.append(baselines.TEEObservation(trial, features, scored))
                     tee_seconds[trial] = shared + own
                 timing["baselines"] += time.monotonic() - t
 
@@ -1014,13 +1053,14 @@ def simulate(
                 found_records[trial, "random"] = TrialRecord(
                     trial,
                     "random",
-                    names,
-                    truth,
-                    baselines.random_estimate(names, rng),
+                    offered,
+                    scored,
+                    baselines.random_estimate(offered, rng),
                     time.monotonic() - t,
                 )
 
-            infos.append(TrialInfo(trial, names, weights, truth, fed, attack_sizes, n_merges, tok_key))
+            info.attack_bytes, info.merges = attack_sizes, n_merges
+            infos.append(info)
             step(trial, "done", done=trial + 1)
         warnings = sim.warnings + warnings
         split_sizes = dict(sim.split_sizes)
@@ -1037,8 +1077,8 @@ def simulate(
             found_records[info.trial, "tee"] = TrialRecord(
                 info.trial,
                 "tee",
-                info.categories,
-                info.truth,
+                info.offered,
+                info.scored_truth,
                 f.estimate,
                 tee_seconds[info.trial] + fit_seconds,
                 note=f.note,

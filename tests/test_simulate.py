@@ -4,6 +4,7 @@ the CLI, determinism, and unit tests of TC, TEE (never fitted on the trial it sc
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -427,3 +428,42 @@ def test_shift_split_of_the_bundled_samples_is_by_source() -> None:
     assert train and attack and len(train) + len(attack) == len(py)
     assert not {project(source[f]) for f in train} & {project(source[f]) for f in attack}
     assert sides(py, "projects") == (train, attack)
+
+
+def test_distractors_are_offered_with_true_share_zero(lang_samples: Path, tmp_path: Path) -> None:
+    settings = SimulationSettings(
+        n=2, trials=2, train_bytes=300_000, attack_bytes=100_000, vocab=556, merges=200,
+        methods=("lp", "tc", "random"), seed=7,
+    )  # fmt: skip
+    cache = tmp_path / "cache"
+    plain = simulate(lang_samples, settings, cache_dir=cache, workers=1)
+    offered = simulate(lang_samples, dataclasses.replace(settings, distractors=2), cache_dir=cache, workers=1)
+    for before, after in zip(plain.trials, offered.trials, strict=True):
+        # The same mixtures and tokenizers: the distractors come from a stream of their own.
+        assert (before.categories, before.truth) == (after.categories, after.truth)
+        assert before.tokenizer_key == after.tokenizer_key
+        assert len(after.distractors) == 2 and set(after.distractors).isdisjoint(after.categories)
+        assert after.offered == sorted(LANGUAGES)
+        assert {c: after.scored_truth[c] for c in after.distractors} == {c: 0.0 for c in after.distractors}
+    for rec in offered.records:
+        info = offered.trials[rec.trial]
+        assert rec.categories == info.offered and rec.truth == info.scored_truth
+        assert rec.estimate is not None and set(rec.estimate) == set(info.offered)
+        assert math.isclose(sum(rec.estimate.values()), 1.0, abs_tol=1e-9)
+        # The MSE is taken over every offered category, distractors included.
+        expected = np.mean([(rec.estimate[c] - rec.truth[c]) ** 2 for c in info.offered])
+        assert math.isclose(rec.mse, expected)
+    data = offered.to_dict()
+    assert data["settings"]["distractors"] == 2
+    assert [t["distractors"] for t in data["trials"]] == [t.distractors for t in offered.trials]
+    # The LP gives the categories the tokenizer never saw little weight.
+    lp = [r for r in offered.records if r.method == "lp"]
+    assert all(sum(r.estimate[c] for c in offered.trials[r.trial].distractors) < 0.2 for r in lp)  # type: ignore[index]
+    # Too many distractors for the pool is a usage error that names both options.
+    code, output = run_cli(
+        ["--samples", str(lang_samples), *TINY, "--distractors", "2", "--cache-dir", str(cache)]
+    )
+    assert code == EXIT_CODES[UsageError], output
+    assert "--distractors 2" in " ".join(output.split()) and "Traceback" not in output
+    code, output = run_cli(["--samples", str(lang_samples), *TINY, "--distractors", "-1", "--no-cache"])
+    assert code == EXIT_CODES[UsageError] and "--distractors must be" in " ".join(output.split())
