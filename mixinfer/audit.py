@@ -24,16 +24,18 @@ import io
 import json
 import math
 import os
+import pickle
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixinfer import stages
-from mixinfer.errors import MixinferError, UsageError
+from mixinfer.errors import MixinferError, UsageError, WorkerError
+from mixinfer.executors import get_executor
 from mixinfer.groups import group_categories, group_order, load_groups
 from mixinfer.options import DEFAULT_MERGES, Options, Runtime, options_from
 from mixinfer.progress import Progress, ProgressCallback, noop
@@ -286,6 +288,7 @@ def audit(
     use_cache: bool = True,
     workers: int | None = None,
     dask: str | None = None,
+    jobs: int = 1,
     progress: ProgressCallback = noop,
     on_entry: Callable[[AuditEntry], None] | None = None,
 ) -> AuditResult:
@@ -302,6 +305,11 @@ def audit(
         groups: category -> group mapping, or a YAML/JSON/CSV file holding one; categories it
             does not name get the default group (:func:`mixinfer.groups.default_group`).
         cache_dir / use_cache / workers / dask: as for :func:`mixinfer.infer`.
+        jobs: how many tokenizers' LPs are solved at once, each in a process of its own (with
+            ``dask``: as jobs on the cluster). 1 (the default) solves each LP in this process as
+            soon as its traces are ready. With more, the LPs wait until every tokenizer is
+            counted and replayed, so the traces of all of them are held at once; the LP is most
+            of an audit's time, so on ``k`` cores it takes about ``1/min(k, jobs)`` as long.
         progress: progress callback; stage ``"audit"`` counts tokenizers, the inner stages
             (``count``, ``replay``, ``solve``) are forwarded with the tokenizer's label in
             ``detail``.
@@ -313,6 +321,8 @@ def audit(
     """
     if not tokenizers:
         raise UsageError("give at least one tokenizer to audit")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"--jobs must be a whole number of LPs solved at once (1 or more), not {jobs!r}")
     options = options_from(
         options,
         merges=merges,
@@ -338,7 +348,7 @@ def audit(
     runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, dask=dask)
     with runtime:
         return _audit(tokenizers, options, runtime, where, categories, names, category_groups, unknown,
-                      progress, on_entry, t_start)  # fmt: skip
+                      progress, on_entry, t_start, jobs)  # fmt: skip
 
 
 def _audit(
@@ -353,6 +363,7 @@ def _audit(
     progress: ProgressCallback,
     on_entry: Callable[[AuditEntry], None] | None,
     t_start: float,
+    jobs: int = 1,
 ) -> AuditResult:
     names_in_order = [c.name for c in categories]  # the samples' order, which stage outputs follow
 
@@ -388,9 +399,28 @@ def _audit(
     first_prefix: dict[tuple[str, str], str] = {}
     shared: dict[str, dict[str, str]] = {"word_counts": {}, "traces": {}}
 
-    entries: list[AuditEntry] = []
+    entries: dict[int, AuditEntry] = {}
     timing: dict[str, float] = {}
+    # With jobs > 1: the tokenizers whose LP is left for later, solved several at once.
+    deferred: dict[int, _Deferred] = {}
     progress(Progress("audit", 0, n, "tokenizers"))
+
+    def finish(i: int, entry: AuditEntry) -> None:
+        entries[i] = entry
+        timing[labels[i]] = entry.seconds
+        progress(Progress("audit", len(entries), n, "tokenizers", labels[i]))
+        if on_entry is not None:
+            on_entry(entry)
+
+    def conclude(i: int, solution: stages.Solution, later: _Deferred) -> AuditEntry:
+        """The bootstrap and the report of tokenizer ``i``, from its LP's solution."""
+        boot = stages.bootstrap(categories, later.words, prepared[i], options, later.runtime)
+        later.timer.lap("bootstrap")
+        result = stages.report(prepared[i], solution, options, stages.Truth(), later.timer.done(), boot)
+        return AuditEntry(
+            labels[i], _source_text(specs[i].source), result=result, seconds=later.timer.seconds["total"]
+        )
+
     for i, spec in enumerate(specs):
         label, source = labels[i], spec.source
         entry = failures.get(i)
@@ -406,6 +436,7 @@ def _audit(
             try:
                 tok = prepared[i].tok
                 words = stages.words_keys(categories, tok.pretokenizer, options)
+                later = _Deferred(words, rt, timer)
                 solution = stages.lookup(names_in_order, words, prepared[i], options, rt)
                 if solution is None:
                     if w not in counted:
@@ -422,12 +453,15 @@ def _audit(
                         many = len(categories) > 1
                         traced[prefix] = stages.replay(counted[w], prepared[i], rt) if many else []
                     timer.lap("replay")
-                    solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
-                timer.lap("solve")
-                boot = stages.bootstrap(categories, words, prepared[i], options, rt)
-                timer.lap("bootstrap")
-                result = stages.report(prepared[i], solution, options, stages.Truth(), timer.done(), boot)
-                entry = AuditEntry(label, _source_text(source), result=result, seconds=timer.seconds["total"])
+                    if jobs > 1 and len(categories) > 1:
+                        later.traces, later.counted = traced[prefix], counted[w]
+                        deferred[i] = later
+                    else:
+                        solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
+                if i not in deferred:
+                    assert solution is not None
+                    timer.lap("solve")
+                    entry = conclude(i, solution, later)
             except MixinferError as exc:
                 entry = _failed(label, source, exc, time.monotonic() - timer.start)
             except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
@@ -438,19 +472,113 @@ def _audit(
                 traced.pop(prefix, None)
             if not uses_words[w]:
                 counted.pop(w, None)
-        timing[label] = entry.seconds
-        entries.append(entry)
-        progress(Progress("audit", len(entries), n, "tokenizers", label))
-        if on_entry is not None:
-            on_entry(entry)
+        if entry is not None:
+            finish(i, entry)
+    if deferred:
+        for i, outcome in _solve_deferred(deferred, prepared, options, runtime, jobs, progress):
+            later = deferred.pop(i)
+            label, source = labels[i], specs[i].source
+            if isinstance(outcome, BaseException):
+                internal = not isinstance(outcome, MixinferError)
+                entry = _failed(label, source, outcome, later.timer.done()["total"], internal=internal)
+            else:
+                solution, seconds = outcome
+                later.timer.record("solve", seconds)
+                try:
+                    assert later.counted is not None
+                    stages.remember(solution, later.counted, prepared[i], options, later.runtime)
+                    entry = conclude(i, solution, later)
+                except MixinferError as exc:
+                    entry = _failed(label, source, exc, later.timer.done()["total"])
+                except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
+                    entry = _failed(label, source, exc, later.timer.done()["total"], internal=True)
+            finish(i, entry)
+    ordered = [entries[i] for i in range(n)]
+    timing = {labels[i]: timing[labels[i]] for i in range(n)}
     timing["total"] = time.monotonic() - t_start
-    report = AuditResult(entries, names, category_groups, where, options.merges, timing, shared)
+    report = AuditResult(ordered, names, category_groups, where, options.merges, timing, shared)
     if unknown:
         # Not an error: a mapping written for a larger sample set may name absent categories.
         for e in report.succeeded:
             assert e.result is not None
             e.result.notes.append(f"--groups names categories not in the samples: {', '.join(unknown)}")
     return report
+
+
+@dataclass
+class _Deferred:
+    """What a tokenizer's report needs once its LP is solved: the samples' word keys, its
+    runtime (progress labelled with it), its timer and, when the LP is left for later, the
+    LP's inputs."""
+
+    words: list[str]
+    runtime: Runtime
+    timer: stages.Timer
+    traces: list[Trace] | None = None
+    counted: stages.Counted | None = None
+
+
+def _solve_job(
+    traces: list[Trace], counted: stages.Counted, prepared: stages.Prepared, options: Options
+) -> tuple[stages.Solution, float] | BaseException:
+    """One deferred LP, in a worker: its solution and seconds, or the error it raised.
+
+    The error is returned, not raised, so that one failing tokenizer does not stop the others'
+    LPs (an executor gives up on the whole batch when a job raises). The worker has no cache:
+    the caller stores the solution (:func:`mixinfer.stages.remember`), so that two processes
+    never write one cache at once.
+    """
+    t = time.monotonic()
+    try:
+        with Runtime.create(use_cache=False, workers=1) as rt:
+            return stages.solve(traces, counted, prepared, options, rt), time.monotonic() - t
+    except Exception as exc:  # noqa: BLE001 - reported as this tokenizer's failure
+        return _portable(exc)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc``, or an exception of the nearest class that survives pickling with its message
+    (results come back from worker processes pickled)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any unpicklable exception is replaced
+        for cls in type(exc).__mro__:
+            if cls.__module__ == "mixinfer.errors":
+                return cls(str(exc))
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _solve_deferred(
+    deferred: dict[int, _Deferred],
+    prepared: dict[int, stages.Prepared],
+    options: Options,
+    runtime: Runtime,
+    jobs: int,
+    progress: ProgressCallback,
+) -> Iterator[tuple[int, tuple[stages.Solution, float] | BaseException]]:
+    """Solve the deferred LPs, ``jobs`` at once; yield ``(tokenizer index, outcome)`` as each
+    ends. A worker that dies (out of memory, say) fails the LPs not yet returned, not the audit."""
+    order = sorted(deferred)
+    args = [(deferred[i].traces, deferred[i].counted, prepared[i], options) for i in order]
+    total = len(order)
+    progress(Progress("solve", 0, total, "LPs", f"{min(jobs, total)} at once"))
+    pool = runtime.pool()
+    owned = pool == "auto"
+    executor = get_executor("process", min(jobs, total)) if owned else pool
+    done: set[int] = set()
+    try:
+        for k, outcome in executor.map_unordered(_solve_job, args):
+            done.add(k)
+            progress(Progress("solve", len(done), total, "LPs", f"{min(jobs, total)} at once"))
+            yield order[k], outcome
+    except WorkerError as exc:
+        for k in range(total):
+            if k not in done:
+                yield order[k], exc
+    finally:
+        if owned:
+            executor.close()
 
 
 def _source_text(source: str | os.PathLike[str] | BPETokenizer) -> str:

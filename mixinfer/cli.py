@@ -535,6 +535,15 @@ def audit_command(
     offline: OfflineOpt = False,
     dask: DaskOpt = None,
     workers: WorkersOpt = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="LPs solved at once, one process each (the LP is most of an audit's time); more "
+            "than 1 holds every tokenizer's traces in memory at once.",
+        ),
+    ] = 1,
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,
@@ -603,6 +612,7 @@ def audit_command(
                 use_cache=not no_cache,
                 workers=workers,
                 dask=dask,
+                jobs=jobs,
                 progress=view,
                 on_entry=report_entry,
             )

@@ -440,18 +440,30 @@ def solve(
     ):
         # The plain LP's optimum: the bootstrap's workers start from it instead of solving it again.
         solution.warm = snapshot_state(result.snapshot)
-    if result.status == "optimal":
-        meta = {
-            "solver": info,
-            "notes": notes,
-            "samples": {n: [s.bytes, s.documents, s.words] for n, s in stats.items()},
-            "sample_warnings": warnings,
-            "diagnostics": diagnostics,
-        }
-        runtime.cache.store(
-            "solution", _solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta
-        )
+    remember(solution, counted, prepared, options, runtime)
     return solution
+
+
+def remember(
+    solution: Solution, counted: Counted, prepared: Prepared, options: Options, runtime: Runtime
+) -> None:
+    """Store an optimal ``solution`` of :func:`solve` in the cache, for :func:`lookup`.
+
+    :func:`solve` calls it; a caller that solved elsewhere (an audit's LPs solved in other
+    processes, with no cache of their own) calls it with the solution it got back.
+    """
+    if solution.solver.get("status") != "optimal":
+        return
+    stats = solution.samples
+    meta = {
+        "solver": solution.solver,
+        "notes": solution.notes,
+        "samples": {n: [s.bytes, s.documents, s.words] for n, s in stats.items()},
+        "sample_warnings": solution.warnings,
+        "diagnostics": solution.diagnostics,
+    }
+    alpha = np.array([solution.proportions[n] for n in counted.names])
+    runtime.cache.store("solution", _solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta)
 
 
 @contextmanager
@@ -731,6 +743,7 @@ class Timer:
         self.start = time.monotonic()
         self.seconds: dict[str, float] = {}
         self._last = self.start
+        self._summed = False
 
     def lap(self, stage: str) -> None:
         """Record the time since the previous lap under ``stage``."""
@@ -738,7 +751,17 @@ class Timer:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
         self._last = now
 
+    def record(self, stage: str, seconds: float) -> None:
+        """Record ``seconds`` spent elsewhere (another process) under ``stage``; the next lap
+        starts now, and :meth:`done` then sums the laps instead of taking the wall time."""
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self._last = time.monotonic()
+        self._summed = True
+
     def done(self) -> dict[str, float]:
         """The laps and the total."""
-        self.seconds["total"] = time.monotonic() - self.start
+        if self._summed:
+            self.seconds["total"] = sum(v for k, v in self.seconds.items() if k != "total")
+        else:
+            self.seconds["total"] = time.monotonic() - self.start
         return self.seconds

@@ -472,6 +472,42 @@ def test_audit_shares_counts_and_traces(
     assert data["tokenizers"][0]["groups"]["German"] == pytest.approx(a.proportions["de"])
 
 
+def test_lps_solved_at_once_give_the_same_report(
+    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    """--jobs 2 solves the LPs in two worker processes: the same answers, in the same order, a
+    failing tokenizer still reported, and the optima stored in the caller's cache."""
+    sources = [tokenizers["base"], tmp_path / "missing.json", tokenizers["extended"]]
+    kw: dict[str, Any] = {"merges": 120, "groups": {"de": "German"}}
+    one = audit(sources, corpus["samples"], use_cache=False, **kw)
+    cache = tmp_path / "cache"
+    seen: list[str] = []
+    two = audit(
+        sources, corpus["samples"], cache_dir=cache, jobs=2, on_entry=lambda e: seen.append(e.label), **kw
+    )
+    assert [e.label for e in two.entries] == ["base", "missing", "extended"]
+    assert sorted(seen) == sorted(e.label for e in two.entries)  # each reported once
+    assert [e.ok for e in two.entries] == [True, False, True]
+    assert two.entries[1].error_type == "TokenizerNotFoundError"
+    for a, b in zip(one.entries, two.entries, strict=True):
+        if a.result is not None:
+            assert b.result is not None
+            assert a.result.proportions == b.result.proportions
+            assert a.result.solver["status"] == b.result.solver["status"] == "optimal"
+            assert a.result.diagnostics == b.result.diagnostics
+            assert b.result.timing["solve"] > 0 and b.result.timing["total"] >= b.result.timing["solve"]
+    assert two.to_long_csv() == one.to_long_csv()
+    # The workers had no cache; the caller stored their optima, so a second run solves nothing.
+    again = audit(sources, corpus["samples"], cache_dir=cache, jobs=2, **kw)
+    for e in again.succeeded:
+        assert e.result is not None and "count" not in e.result.timing  # answered from the cache
+    assert again.to_long_csv() == one.to_long_csv()
+    with pytest.raises(UsageError, match="--jobs"):
+        audit(sources, corpus["samples"], jobs=0, **kw)
+    res = run_cli(["audit", str(tokenizers["base"]), "--samples", str(corpus["samples"]), "-j", "0", "-q"])
+    assert res.exit_code == 2 and "--jobs must be" in " ".join(res.output.split())
+
+
 def test_tokenizer_labels() -> None:
     assert tokenizer_label("/x/gpt-2.json") == "gpt-2"
     assert tokenizer_label("/x/llama/tokenizer.json") == "llama"
