@@ -944,9 +944,13 @@ def simulate(
         pool = [c for c in pool if c in attack_found]
     if len(pool) < settings.n + settings.distractors:
         wanted_n = settings.n + settings.distractors
-        extra = f" and --distractors {settings.distractors}" if settings.distractors else ""
+        what = (
+            f"--n {settings.n} and --distractors {settings.distractors} need"
+            if settings.distractors
+            else f"--n {settings.n} needs"
+        )
         raise UsageError(
-            f"--n {settings.n}{extra} need at least {wanted_n} categories, but the pool has "
+            f"{what} at least {wanted_n} categories, but the pool has "
             f"{len(pool)} ({', '.join(pool) or 'none'}); lower them or add categories"
         )
     runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, progress=progress)
