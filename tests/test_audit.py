@@ -508,6 +508,16 @@ def test_lps_solved_at_once_give_the_same_report(
     assert res.exit_code == 2 and "--jobs must be" in " ".join(res.output.split())
 
 
+def test_lps_solved_at_once_on_a_dask_cluster(corpus: dict[str, Any], tokenizers: dict[str, Path]) -> None:
+    """With --dask, the deferred LPs are jobs on the cluster (a LocalCluster here): same answers."""
+    pytest.importorskip("dask.distributed")
+    sources = [tokenizers["base"], tokenizers["extended"]]
+    one = audit(sources, corpus["samples"], merges=120, use_cache=False)
+    two = audit(sources, corpus["samples"], merges=120, use_cache=False, dask="local", workers=2, jobs=2)
+    assert [e.ok for e in two.entries] == [True, True]
+    assert two.to_long_csv() == one.to_long_csv()
+
+
 def test_tokenizer_labels() -> None:
     assert tokenizer_label("/x/gpt-2.json") == "gpt-2"
     assert tokenizer_label("/x/llama/tokenizer.json") == "llama"
