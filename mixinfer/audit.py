@@ -288,7 +288,7 @@ def audit(
     use_cache: bool = True,
     workers: int | None = None,
     dask: str | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     progress: ProgressCallback = noop,
     on_entry: Callable[[AuditEntry], None] | None = None,
 ) -> AuditResult:
@@ -306,10 +306,12 @@ def audit(
             does not name get the default group (:func:`mixinfer.groups.default_group`).
         cache_dir / use_cache / workers / dask: as for :func:`mixinfer.infer`.
         jobs: how many tokenizers' LPs are solved at once, each in a process of its own (with
-            ``dask``: as jobs on the cluster). 1 (the default) solves each LP in this process as
-            soon as its traces are ready. With more, the LPs wait until every tokenizer is
-            counted and replayed, so the traces of all of them are held at once; the LP is most
-            of an audit's time, so on ``k`` cores it takes about ``1/min(k, jobs)`` as long.
+            ``dask``: as jobs on the cluster); ``None`` (the default): ``workers``, i.e. every
+            core unless ``workers`` says otherwise. With more than 1, the LPs wait until every
+            tokenizer is counted and replayed (their traces are held together), then run side by
+            side; the LP is most of an audit's time, so on ``k`` cores the audit takes about
+            ``1/min(k, jobs, LPs)`` as long. 1 solves each LP in this process as soon as its
+            traces are ready.
         progress: progress callback; stage ``"audit"`` counts tokenizers, the inner stages
             (``count``, ``replay``, ``solve``) are forwarded with the tokenizer's label in
             ``detail``.
@@ -321,7 +323,7 @@ def audit(
     """
     if not tokenizers:
         raise UsageError("give at least one tokenizer to audit")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise UsageError(f"--jobs must be a whole number of LPs solved at once (1 or more), not {jobs!r}")
     options = options_from(
         options,
@@ -347,6 +349,8 @@ def audit(
     names.sort(key=lambda c: (order[category_groups[c]], c))
     runtime = Runtime.create(cache_dir=cache_dir, use_cache=use_cache, workers=workers, dask=dask)
     with runtime:
+        if jobs is None:
+            jobs = runtime.workers or os.cpu_count() or 1
         return _audit(tokenizers, options, runtime, where, categories, names, category_groups, unknown,
                       progress, on_entry, t_start, jobs)  # fmt: skip
 
@@ -565,7 +569,8 @@ def _solve_deferred(
     progress(Progress("solve", 0, total, "LPs", f"{min(jobs, total)} at once"))
     pool = runtime.pool()
     owned = pool == "auto"
-    executor = get_executor("process", min(jobs, total)) if owned else pool
+    # One LP left (the others were cached or failed): here, without pickling it to a worker.
+    executor = get_executor("serial" if total == 1 else "process", min(jobs, total)) if owned else pool
     done: set[int] = set()
     try:
         for k, outcome in executor.map_unordered(_solve_job, args):

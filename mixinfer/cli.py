@@ -536,14 +536,15 @@ def audit_command(
     dask: DaskOpt = None,
     workers: WorkersOpt = None,
     jobs: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--jobs",
             "-j",
-            help="LPs solved at once, one process each (the LP is most of an audit's time); more "
-            "than 1 holds every tokenizer's traces in memory at once.",
+            help="LPs solved at once, one process each (the LP is most of an audit's time); 1 "
+            "solves them one by one, holding one tokenizer's traces at a time.",
+            show_default="--workers",
         ),
-    ] = 1,
+    ] = None,
     bootstrap: BootstrapOpt = 0,
     confidence: ConfidenceOpt = 0.9,
     seed: SeedOpt = 0,

@@ -475,11 +475,11 @@ def test_audit_shares_counts_and_traces(
 def test_lps_solved_at_once_give_the_same_report(
     corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
 ) -> None:
-    """--jobs 2 solves the LPs in two worker processes: the same answers, in the same order, a
-    failing tokenizer still reported, and the optima stored in the caller's cache."""
+    """--jobs 2 solves the LPs in two worker processes: the same answers as --jobs 1, in the same
+    order, a failing tokenizer still reported, and the optima stored in the caller's cache."""
     sources = [tokenizers["base"], tmp_path / "missing.json", tokenizers["extended"]]
     kw: dict[str, Any] = {"merges": 120, "groups": {"de": "German"}}
-    one = audit(sources, corpus["samples"], use_cache=False, **kw)
+    one = audit(sources, corpus["samples"], use_cache=False, jobs=1, **kw)
     cache = tmp_path / "cache"
     seen: list[str] = []
     two = audit(
@@ -512,7 +512,7 @@ def test_lps_solved_at_once_on_a_dask_cluster(corpus: dict[str, Any], tokenizers
     """With --dask, the deferred LPs are jobs on the cluster (a LocalCluster here): same answers."""
     pytest.importorskip("dask.distributed")
     sources = [tokenizers["base"], tokenizers["extended"]]
-    one = audit(sources, corpus["samples"], merges=120, use_cache=False)
+    one = audit(sources, corpus["samples"], merges=120, use_cache=False, jobs=1)
     two = audit(sources, corpus["samples"], merges=120, use_cache=False, dask="local", workers=2, jobs=2)
     assert [e.ok for e in two.entries] == [True, True]
     assert two.to_long_csv() == one.to_long_csv()
