@@ -405,8 +405,12 @@ def _audit(
 
     entries: dict[int, AuditEntry] = {}
     timing: dict[str, float] = {}
-    # With jobs > 1: the tokenizers whose LP is left for later, solved several at once.
+    # With jobs > 1: the tokenizers whose LP is left for later, solved several at once; a
+    # tokenizer with the same LP as one already left for later (a copy, a tiktoken twin) waits
+    # for that one's solution, as the one-by-one path would find it in the cache.
     deferred: dict[int, _Deferred] = {}
+    first_of_lp: dict[str, int] = {}
+    twins: dict[int, list[tuple[int, _Deferred]]] = {}
     progress(Progress("audit", 0, n, "tokenizers"))
 
     def finish(i: int, entry: AuditEntry) -> None:
@@ -425,6 +429,8 @@ def _audit(
             labels[i], _source_text(specs[i].source), result=result, seconds=later.timer.seconds["total"]
         )
 
+    if len(prepared) < 2:
+        jobs = 1  # nothing to solve side by side: each LP as soon as its traces are ready
     for i, spec in enumerate(specs):
         label, source = labels[i], spec.source
         entry = failures.get(i)
@@ -459,11 +465,16 @@ def _audit(
                     timer.lap("replay")
                     if jobs > 1 and len(categories) > 1:
                         later.traces, later.counted = traced[prefix], counted[w]
-                        deferred[i] = later
+                        key = stages.solution_key(words, prepared[i], options)
+                        if key in first_of_lp:
+                            twins[first_of_lp[key]].append((i, later))
+                        else:
+                            first_of_lp[key] = i
+                            twins[i] = []
+                            deferred[i] = later
                     else:
                         solution = stages.solve(traced[prefix], counted[w], prepared[i], options, rt)
-                if i not in deferred:
-                    assert solution is not None
+                if solution is not None:
                     timer.lap("solve")
                     entry = conclude(i, solution, later)
             except MixinferError as exc:
@@ -478,25 +489,33 @@ def _audit(
                 counted.pop(w, None)
         if entry is not None:
             finish(i, entry)
+
+    def settle(
+        i: int, later: _Deferred, outcome: tuple[stages.Solution, float] | BaseException
+    ) -> AuditEntry:
+        """Tokenizer ``i``'s entry from its deferred LP's outcome."""
+        label, source = labels[i], specs[i].source
+        if isinstance(outcome, BaseException):
+            internal = not isinstance(outcome, MixinferError)
+            return _failed(label, source, outcome, later.timer.done()["total"], internal=internal)
+        solution, seconds = outcome
+        later.timer.record("solve", seconds)
+        try:
+            assert later.counted is not None
+            stages.remember(solution, later.counted, prepared[i], options, later.runtime)
+            return conclude(i, solution, later)
+        except MixinferError as exc:
+            return _failed(label, source, exc, later.timer.done()["total"])
+        except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
+            return _failed(label, source, exc, later.timer.done()["total"], internal=True)
+
     if deferred:
         for i, outcome in _solve_deferred(deferred, prepared, options, runtime, jobs, progress):
-            later = deferred.pop(i)
-            label, source = labels[i], specs[i].source
-            if isinstance(outcome, BaseException):
-                internal = not isinstance(outcome, MixinferError)
-                entry = _failed(label, source, outcome, later.timer.done()["total"], internal=internal)
-            else:
-                solution, seconds = outcome
-                later.timer.record("solve", seconds)
-                try:
-                    assert later.counted is not None
-                    stages.remember(solution, later.counted, prepared[i], options, later.runtime)
-                    entry = conclude(i, solution, later)
-                except MixinferError as exc:
-                    entry = _failed(label, source, exc, later.timer.done()["total"])
-                except Exception as exc:  # noqa: BLE001 - one bad tokenizer must not stop the batch
-                    entry = _failed(label, source, exc, later.timer.done()["total"], internal=True)
-            finish(i, entry)
+            finish(i, settle(i, deferred.pop(i), outcome))
+            for j, later in twins[i]:
+                # The twin's LP was not solved again: no solve time of its own.
+                shared_outcome = outcome if isinstance(outcome, BaseException) else (outcome[0], 0.0)
+                finish(j, settle(j, later, shared_outcome))
     ordered = [entries[i] for i in range(n)]
     timing = {labels[i]: timing[labels[i]] for i in range(n)}
     timing["total"] = time.monotonic() - t_start
@@ -523,7 +542,11 @@ class _Deferred:
 
 
 def _solve_job(
-    traces: list[Trace], counted: stages.Counted, prepared: stages.Prepared, options: Options
+    traces: list[Trace],
+    counted: stages.Counted,
+    prepared: stages.Prepared,
+    options: Options,
+    progress: ProgressCallback = noop,
 ) -> tuple[stages.Solution, float] | BaseException:
     """One deferred LP, in a worker: its solution and seconds, or the error it raised.
 
@@ -534,7 +557,7 @@ def _solve_job(
     """
     t = time.monotonic()
     try:
-        with Runtime.create(use_cache=False, workers=1) as rt:
+        with Runtime.create(use_cache=False, workers=1, progress=progress) as rt:
             return stages.solve(traces, counted, prepared, options, rt), time.monotonic() - t
     except Exception as exc:  # noqa: BLE001 - reported as this tokenizer's failure
         return _portable(exc)
@@ -564,13 +587,19 @@ def _solve_deferred(
     """Solve the deferred LPs, ``jobs`` at once; yield ``(tokenizer index, outcome)`` as each
     ends. A worker that dies (out of memory, say) fails the LPs not yet returned, not the audit."""
     order = sorted(deferred)
-    args = [(deferred[i].traces, deferred[i].counted, prepared[i], options) for i in order]
     total = len(order)
-    progress(Progress("solve", 0, total, "LPs", f"{min(jobs, total)} at once"))
     pool = runtime.pool()
     owned = pool == "auto"
-    # One LP left (the others were cached or failed): here, without pickling it to a worker.
-    executor = get_executor("serial" if total == 1 else "process", min(jobs, total)) if owned else pool
+    if owned and total == 1:
+        # One LP left (the others were cached or failed): here, with its rounds on the LP bar.
+        (i,) = order
+        later = deferred[i]
+        assert later.traces is not None and later.counted is not None
+        yield i, _solve_job(later.traces, later.counted, prepared[i], options, later.runtime.progress)
+        return
+    args = [(deferred[i].traces, deferred[i].counted, prepared[i], options) for i in order]
+    progress(Progress("solve", 0, total, "LPs", f"{min(jobs, total)} at once"))
+    executor = get_executor("process", min(jobs, total)) if owned else pool
     done: set[int] = set()
     try:
         for k, outcome in executor.map_unordered(_solve_job, args):

@@ -675,7 +675,8 @@ def draw_distractors(pool: Sequence[str], chosen: Sequence[str], k: int, seed: i
     """
     if k == 0:
         return []
-    rest = [c for c in pool if c not in set(chosen)]
+    taken = set(chosen)
+    rest = [c for c in pool if c not in taken]
     rng = np.random.default_rng([seed, trial, 3])
     return sorted(rest[int(i)] for i in rng.choice(len(rest), size=k, replace=False))
 

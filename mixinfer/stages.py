@@ -330,7 +330,8 @@ def words_keys(categories: Sequence[Category], pretok: Pretokenizer, options: Op
     return [keys.words_key(c, pretok, options.max_bytes, options.unit) for c in categories]
 
 
-def _solution_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
+def solution_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
+    """The cache key of the LP's solution: two tokenizers with the same key have the same LP."""
     # The words keys fix the words and so the bytes read; the merges key fixes the traces.
     traces = [keys.trace_key(k, prepared.tok, prepared.merges_used) for k in words]
     return keys.solution_key(
@@ -347,7 +348,7 @@ def lookup(
     """
     if len(names) < 2:
         return None
-    hit = runtime.cache.load("solution", _solution_key(words, prepared, options))
+    hit = runtime.cache.load("solution", solution_key(words, prepared, options))
     if hit is None:
         return None
     arrays, meta = hit
@@ -463,7 +464,7 @@ def remember(
         "diagnostics": solution.diagnostics,
     }
     alpha = np.array([solution.proportions[n] for n in counted.names])
-    runtime.cache.store("solution", _solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta)
+    runtime.cache.store("solution", solution_key(counted.keys, prepared, options), {"alpha": alpha}, meta)
 
 
 @contextmanager
@@ -482,7 +483,7 @@ def _pool_for(runtime: Runtime, jobs: int) -> Iterator[Executor]:
 
 def _bootstrap_key(words: Sequence[str], prepared: Prepared, options: Options) -> str:
     return keys.bootstrap_key(
-        _solution_key(words, prepared, options), options.bootstrap, options.seed, DEFAULT_BLOCKS
+        solution_key(words, prepared, options), options.bootstrap, options.seed, DEFAULT_BLOCKS
     )
 
 

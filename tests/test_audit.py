@@ -508,6 +508,34 @@ def test_lps_solved_at_once_give_the_same_report(
     assert res.exit_code == 2 and "--jobs must be" in " ".join(res.output.split())
 
 
+def test_a_copy_waits_for_its_twins_lp_instead_of_solving_it_again(
+    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy" / "tokenizer.json"
+    copy.parent.mkdir()
+    shutil.copy(tokenizers["base"], copy)
+    stages: list[str] = []
+    result = audit(
+        [tokenizers["base"], copy, tokenizers["extended"]],
+        corpus["samples"],
+        merges=120,
+        use_cache=False,
+        jobs=2,
+        progress=lambda p: stages.append(f"{p.stage}:{p.unit}:{p.total}"),
+    )
+    base, twin, ext = (e.result for e in result.entries)
+    assert base is not None and twin is not None and ext is not None
+    assert twin.proportions == base.proportions and twin.diagnostics == base.diagnostics
+    assert twin.timing["solve"] == 0.0 < base.timing["solve"]
+    assert "solve:LPs:2" in stages  # two LPs (base, extended) in two workers, not three
+    # One LP to solve (the copy waits for it): solved here, its own rounds on the progress bar.
+    stages.clear()
+    pair = audit([tokenizers["base"], copy], corpus["samples"], merges=120, use_cache=False, jobs=2,
+                 progress=lambda p: stages.append(f"{p.stage}:{p.unit}:{p.total}"))  # fmt: skip
+    assert [e.result.proportions for e in pair.entries if e.result] == [base.proportions] * 2
+    assert not any(s.startswith("solve:LPs") for s in stages) and any(s.startswith("solve:") for s in stages)
+
+
 def test_lps_solved_at_once_on_a_dask_cluster(corpus: dict[str, Any], tokenizers: dict[str, Path]) -> None:
     """With --dask, the deferred LPs are jobs on the cluster (a LocalCluster here): same answers."""
     pytest.importorskip("dask.distributed")
