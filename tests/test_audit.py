@@ -439,12 +439,18 @@ def test_audit_csv_and_failures(corpus: dict[str, Any], tokenizers: dict[str, Pa
     assert "nothing was written" in res.output
 
 
+@pytest.fixture
+def copy(tokenizers: dict[str, Path], tmp_path: Path) -> Path:
+    """A byte-for-byte copy of the base tokenizer under another name: the same LP."""
+    path = tmp_path / "copy" / "tokenizer.json"
+    path.parent.mkdir()
+    shutil.copy(tokenizers["base"], path)
+    return path
+
+
 def test_audit_shares_counts_and_traces(
-    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+    corpus: dict[str, Any], tokenizers: dict[str, Path], copy: Path
 ) -> None:
-    copy = tmp_path / "copy" / "tokenizer.json"
-    copy.parent.mkdir()
-    shutil.copy(tokenizers["base"], copy)
     progress: list[str] = []
     result = audit(
         [tokenizers["base"], copy, tokenizers["extended"]],
@@ -509,11 +515,8 @@ def test_lps_solved_at_once_give_the_same_report(
 
 
 def test_a_copy_waits_for_its_twins_lp_instead_of_solving_it_again(
-    corpus: dict[str, Any], tokenizers: dict[str, Path], tmp_path: Path
+    corpus: dict[str, Any], tokenizers: dict[str, Path], copy: Path
 ) -> None:
-    copy = tmp_path / "copy" / "tokenizer.json"
-    copy.parent.mkdir()
-    shutil.copy(tokenizers["base"], copy)
     stages: list[str] = []
     result = audit(
         [tokenizers["base"], copy, tokenizers["extended"]],
