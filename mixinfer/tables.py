@@ -143,9 +143,14 @@ def _fmt_log(x: float) -> str:
 def render_simulation_table(result: SimulationResult, console: Console) -> None:
     """Table 1 style: per method the mean (± std), median and range of log10 MSE over trials."""
     s = result.settings
+    offered = (
+        f" + {s.distractors} distractors (true share 0; MSE over all {s.n + s.distractors})"
+        if s.distractors
+        else ""
+    )
     table = Table(
-        title=f"Mixture inference on {s.trials} simulated tokenizer(s), n={s.n} categories each "
-        f"(log10 MSE, lower is better)",
+        title=f"Mixture inference on {s.trials} simulated tokenizer(s), n={s.n} categories each"
+        f"{offered} (log10 MSE, lower is better)",
         title_justify="left",
     )
     table.add_column("method")

@@ -459,6 +459,13 @@ def test_distractors_are_offered_with_true_share_zero(lang_samples: Path, tmp_pa
     # The LP gives the categories the tokenizer never saw little weight.
     lp = [r for r in offered.records if r.method == "lp"]
     assert all(sum(r.estimate[c] for c in offered.trials[r.trial].distractors) < 0.2 for r in lp)  # type: ignore[index]
+    # The table says what the error is taken over.
+    code, output = run_cli(
+        ["--samples", str(lang_samples), *TINY, "--trials", "1", "--distractors", "1",
+         "--methods", "lp,random", "--cache-dir", str(cache)]
+    )  # fmt: skip
+    assert code == 0, output
+    assert "+ 1 distractors (true share 0; MSE over all 4)" in " ".join(output.split())
     # Too many distractors for the pool is a usage error that names both options.
     code, output = run_cli(
         ["--samples", str(lang_samples), *TINY, "--distractors", "2", "--cache-dir", str(cache)]
