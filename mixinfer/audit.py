@@ -404,23 +404,21 @@ def _audit(
     shared: dict[str, dict[str, str]] = {"word_counts": {}, "traces": {}}
 
     entries: dict[int, AuditEntry] = {}
-    timing: dict[str, float] = {}
     # With jobs > 1: the tokenizers whose LP is left for later, solved several at once; a
     # tokenizer with the same LP as one already left for later (a copy, a tiktoken twin) waits
     # for that one's solution, as the one-by-one path would find it in the cache.
-    deferred: dict[int, _Deferred] = {}
+    deferred: dict[int, _Run] = {}
     first_of_lp: dict[str, int] = {}
-    twins: dict[int, list[tuple[int, _Deferred]]] = {}
+    twins: dict[int, list[tuple[int, _Run]]] = {}
     progress(Progress("audit", 0, n, "tokenizers"))
 
     def finish(i: int, entry: AuditEntry) -> None:
         entries[i] = entry
-        timing[labels[i]] = entry.seconds
         progress(Progress("audit", len(entries), n, "tokenizers", labels[i]))
         if on_entry is not None:
             on_entry(entry)
 
-    def conclude(i: int, solution: stages.Solution, later: _Deferred) -> AuditEntry:
+    def conclude(i: int, solution: stages.Solution, later: _Run) -> AuditEntry:
         """The bootstrap and the report of tokenizer ``i``, from its LP's solution."""
         boot = stages.bootstrap(categories, later.words, prepared[i], options, later.runtime)
         later.timer.lap("bootstrap")
@@ -446,7 +444,7 @@ def _audit(
             try:
                 tok = prepared[i].tok
                 words = stages.words_keys(categories, tok.pretokenizer, options)
-                later = _Deferred(words, rt, timer)
+                later = _Run(words, rt, timer)
                 solution = stages.lookup(names_in_order, words, prepared[i], options, rt)
                 if solution is None:
                     if w not in counted:
@@ -491,9 +489,10 @@ def _audit(
             finish(i, entry)
 
     def settle(
-        i: int, later: _Deferred, outcome: tuple[stages.Solution, float] | BaseException
+        i: int, later: _Run, outcome: tuple[stages.Solution, float] | BaseException, *, store: bool = True
     ) -> AuditEntry:
-        """Tokenizer ``i``'s entry from its deferred LP's outcome."""
+        """Tokenizer ``i``'s entry from its deferred LP's outcome (stored in the cache with
+        ``store``; a twin's solution is already there)."""
         label, source = labels[i], specs[i].source
         if isinstance(outcome, BaseException):
             internal = not isinstance(outcome, MixinferError)
@@ -502,7 +501,8 @@ def _audit(
         later.timer.record("solve", seconds)
         try:
             assert later.counted is not None
-            stages.remember(solution, later.counted, prepared[i], options, later.runtime)
+            if store:
+                stages.remember(solution, later.counted, prepared[i], options, later.runtime)
             return conclude(i, solution, later)
         except MixinferError as exc:
             return _failed(label, source, exc, later.timer.done()["total"])
@@ -515,9 +515,9 @@ def _audit(
             for j, later in twins[i]:
                 # The twin's LP was not solved again: no solve time of its own.
                 shared_outcome = outcome if isinstance(outcome, BaseException) else (outcome[0], 0.0)
-                finish(j, settle(j, later, shared_outcome))
+                finish(j, settle(j, later, shared_outcome, store=False))
     ordered = [entries[i] for i in range(n)]
-    timing = {labels[i]: timing[labels[i]] for i in range(n)}
+    timing = {e.label: e.seconds for e in ordered}
     timing["total"] = time.monotonic() - t_start
     report = AuditResult(ordered, names, category_groups, where, options.merges, timing, shared)
     if unknown:
@@ -529,10 +529,10 @@ def _audit(
 
 
 @dataclass
-class _Deferred:
-    """What a tokenizer's report needs once its LP is solved: the samples' word keys, its
-    runtime (progress labelled with it), its timer and, when the LP is left for later, the
-    LP's inputs."""
+class _Run:
+    """One tokenizer's run of an audit, as its report needs it once its LP is solved: the
+    samples' word keys, its runtime (progress labelled with it), its timer and, when the LP is
+    left for later, the LP's inputs."""
 
     words: list[str]
     runtime: Runtime
@@ -577,7 +577,7 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 def _solve_deferred(
-    deferred: dict[int, _Deferred],
+    deferred: dict[int, _Run],
     prepared: dict[int, stages.Prepared],
     options: Options,
     runtime: Runtime,
