@@ -91,6 +91,7 @@ class AuditResult:
         timing: seconds: ``total`` and per tokenizer label.
         shared: what was shared: ``pretokenizers`` (label -> label whose word counts it reused)
             and ``traces`` (label -> label whose traces it reused).
+        notes: notices about the batch as a whole (also in each result's notes).
     """
 
     entries: list[AuditEntry]
@@ -100,6 +101,7 @@ class AuditResult:
     merges: int
     timing: dict[str, float] = field(default_factory=dict)
     shared: dict[str, dict[str, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> list[AuditEntry]:
@@ -522,9 +524,11 @@ def _audit(
     report = AuditResult(ordered, names, category_groups, where, options.merges, timing, shared)
     if unknown:
         # Not an error: a mapping written for a larger sample set may name absent categories.
+        note = f"--groups names categories not in the samples: {', '.join(unknown)}"
+        report.notes.append(note)
         for e in report.succeeded:
             assert e.result is not None
-            e.result.notes.append(f"--groups names categories not in the samples: {', '.join(unknown)}")
+            e.result.notes.append(note)
     return report
 
 
@@ -682,6 +686,12 @@ def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float
         raise UsageError(f"report {p} does not exist; write one with `mixinfer audit`") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"report {p} cannot be read ({exc})") from None
+    if text and not text.endswith("\n"):
+        # Every report this tool writes ends its last line; a cut one would be drawn short.
+        raise UsageError(
+            f"{p} ends in the middle of a line: the report looks truncated; write it again with "
+            "`mixinfer audit --output report.csv`"
+        )
     rows = list(csv.reader(io.StringIO(text)))
     rows = [r for r in rows if r]
     if len(rows) < 2 or not rows[0] or rows[0][0].strip().lower() != "tokenizer":

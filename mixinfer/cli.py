@@ -8,6 +8,7 @@ which validates them. Errors become exit codes in :data:`EXIT_CODES` and nowhere
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import rich.console
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -152,42 +154,52 @@ def check_output(
     *,
     inputs: Iterable[str | os.PathLike[str] | None] = (),
     folders: Iterable[str | os.PathLike[str] | None] = (),
+    example: str = "result.json",
 ) -> Path | None:
     """Refuse, before any work, an output path that cannot or must not be written.
 
     ``-o ''``, an existing directory, a path under a file, any of the
-    ``inputs`` (the tokenizer, its base, the truth file...), or a path inside one of ``folders``
-    (the samples: a result written there would be read as a sample next time) are usage errors.
+    ``inputs`` (the tokenizer, its base, the truth file...), or what the samples ``folders`` read
+    (a samples folder or a manifest and the local paths it names: a result written inside them
+    would be read as a sample next time, one written over a manifest would destroy it) are usage
+    errors.
     """
     if output is None:
         return None
     text = os.fspath(output)
     if not text.strip():
-        raise errors.UsageError("--output is empty; give a file name such as result.json")
+        raise errors.UsageError(f"--output is empty; give a file name such as {example}")
     path = Path(text)
     try:
         is_dir = path.is_dir()
     except OSError as exc:  # a name too long for the file system, a loop of links...
         raise errors.UsageError(f"--output {text} cannot be used ({exc.strerror})") from None
     if is_dir:
-        raise errors.UsageError(
-            f"--output {text} is a directory; give a file name such as {path / 'result.json'}"
-        )
+        raise errors.UsageError(f"--output {text} is a directory; give a file name such as {path / example}")
     # Missing folders are created when writing; an existing ancestor must be a folder.
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise errors.UsageError(f"--output {text}: {ancestor} is a file, not a folder")
-    for given in inputs:
-        if given is not None and _same_file(path, Path(given)):
+    from mixinfer.sources.manifest import local_inputs
+
+    # The samples are inputs too: a manifest file, and every local path it names.
+    read_files: list[str | os.PathLike[str]] = [given for given in inputs if given is not None]
+    read_folders: list[str | os.PathLike[str]] = []
+    for folder in folders:
+        files, dirs = local_inputs(folder)
+        read_files += files
+        read_folders += dirs
+    for given in read_files:
+        if _same_file(path, Path(given)):
             raise errors.UsageError(
                 f"--output {text} is an input of this run ({os.fspath(given)}); writing it would "
                 "destroy the input: choose another file name"
             )
     resolved = path.resolve()
-    for folder in folders:
-        if folder is not None and Path(folder).is_dir() and resolved.is_relative_to(Path(folder).resolve()):
+    for folder in read_folders:
+        if resolved.is_relative_to(Path(folder).resolve()):
             raise errors.UsageError(
                 f"--output {text} is inside the samples folder {os.fspath(folder)}; it would be read as "
                 "a sample next time: write it elsewhere"
@@ -382,7 +394,13 @@ def infer_command(
     pretokenizer: PretokenizerOpt = None,
     time_limit: TimeLimitOpt = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write JSON or CSV here.", show_default="stdout")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write JSON or CSV here (- for stdout, JSON by default).",
+            show_default="stdout",
+        ),
     ] = None,
     fmt: Annotated[
         str | None,
@@ -441,8 +459,10 @@ def infer_command(
             seed=seed,
             estimator=estimator,
         )
-        target = check_output(output, inputs=[source, base, truth], folders=[samples])
-        out_fmt = format_for(output, fmt)
+        to_stdout = output is not None and os.fspath(output) == "-"  # as audit's `-o -`
+        written = None if to_stdout else output
+        target = check_output(written, inputs=[source, base, truth], folders=[samples])
+        out_fmt = format_for(written, fmt or ("json" if to_stdout else None))
         view = ProgressView(enabled=not quiet)
         runtime = make_runtime(cache_dir, no_cache, view, workers=workers, dask=dask, offline=offline)
         with view.running(), runtime:
@@ -484,19 +504,21 @@ def cache_clear(cache_dir: CacheDirOpt = None, quiet: QuietOpt = False, debug: D
     run_guarded(debug, run)
 
 
-def _report_format(output: str | None, fmt: str | None) -> str:
+def _report_format(output: str | None, fmt: str | None, *, default: str = "csv", option: bool = True) -> str:
+    """The format of a report: ``fmt``, else ``output``'s extension, else ``default`` (for
+    stdout, ``-``). ``option``: whether the command has ``--format`` (for the message)."""
     if fmt is not None:
         if fmt not in ("csv", "json"):
             raise errors.UsageError(f"unknown --format {fmt!r}; use csv or json")
         return fmt
     if output is None or output == "-":
-        return "csv"
+        return default
     suffix = Path(output).suffix.lower()
     if suffix in (".csv", ".json"):
         return suffix[1:]
     raise errors.UsageError(
-        f"cannot tell the format of --output {output} from its extension; use .csv or .json, "
-        "or pass --format csv|json"
+        f"cannot tell the format of --output {output} from its extension; use .csv or .json"
+        + (", or pass --format csv|json" if option else "")
     )
 
 
@@ -575,16 +597,26 @@ def audit_command(
             seed=seed,
             estimator=estimator,
         )
-        # --format without --output means that format on stdout (as infer does), never the table.
-        output_to = "-" if output is None and fmt is not None else output
+        # --format (or --wide, a CSV shape) without --output means that format on stdout (as infer
+        # does), never the table.
+        output_to = "-" if output is None and (fmt is not None or wide) else output
         out_fmt = _report_format(output_to, fmt)
         if by not in ("category", "group"):
             raise errors.UsageError(f"unknown --by {by!r}; use category or group")
+        # Refused, not ignored: a report without what was asked for would look like one with it.
+        if wide and out_fmt == "json":
+            raise errors.UsageError(
+                "--wide shapes the CSV report; the JSON report has every tokenizer's full result"
+            )
+        if by != "category" and not wide:
+            raise errors.UsageError(
+                f"--by {by} chooses the columns of --wide; add --wide (or leave out --by)"
+            )
         to_file = output_to is not None and output_to != "-"
         if to_file:
             specs = [TokenizerSpec.parse(t) for t in tokenizers]
             sources = [x for s in specs for x in (s.source, s.base) if isinstance(x, str | os.PathLike)]
-            check_output(output_to, inputs=[*sources, groups], folders=[samples])
+            check_output(output_to, inputs=[*sources, groups], folders=[samples], example="report.csv")
         view = ProgressView(enabled=not quiet)
 
         def report_entry(entry: AuditEntry) -> None:
@@ -618,6 +650,8 @@ def audit_command(
                 on_entry=report_entry,
             )
         check_interrupted()
+        for note in result.notes:
+            say(quiet, f"[cyan]note:[/cyan] {escape(note)}")
         text = result.render(out_fmt, wide=wide, by=by)
         if output_to == "-":
             write_stdout(text)
@@ -672,7 +706,7 @@ def plot_command(
     def run() -> None:
         from mixinfer.plot import plot_report
 
-        check_output(output, inputs=[report, groups])
+        check_output(output, inputs=[report, groups], example="mixtures.png")
         orientation = "vertical" if vertical else "horizontal"
         path = plot_report(report, output, by=by, groups=groups, title=title, orientation=orientation)
         say(quiet, f"wrote {escape(str(path))}")
@@ -685,11 +719,20 @@ def read_diagnostics(path: Path) -> list[tuple[str, dict[str, Any]]]:
     from mixinfer.sources import open_regular_file
 
     try:
+        if path.is_dir():
+            raise errors.UsageError(
+                f"{path} is a directory; give a file written by 'mixinfer infer -o result.json' or "
+                "'mixinfer audit -o report.json'"
+            )
         with open_regular_file(path) as fh:
             data = json.loads(fh.read(64 << 20).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, errors.SamplesError) as exc:
+        if isinstance(exc, errors.SamplesError):  # a FIFO or a device: never read
+            reason: object = "not a regular file"
+        else:
+            reason = exc.strerror or exc if isinstance(exc, OSError) else exc
         raise errors.UsageError(
-            f"{path}: cannot read a JSON result ({exc}); give a file written by "
+            f"{path}: cannot read a JSON result ({reason}); give a file written by "
             "'mixinfer infer -o result.json' or 'mixinfer audit -o report.json'"
         ) from exc
     found: list[tuple[str, dict[str, Any]]] = []
@@ -718,8 +761,21 @@ def explain_command(
     def run() -> None:
         from mixinfer.tables import render_explanation
 
+        found = read_diagnostics(result)
+        # Drawn once into a buffer first: a hand-edited file with a field missing or of the wrong
+        # type is then a usage error before any line reaches stdout, not a half-printed table.
+        for label, diagnostics in found:
+            try:
+                render_explanation(label, diagnostics, Console(file=io.StringIO(), width=120))
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                what = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise errors.UsageError(
+                    f"{result}: the diagnostics of {label!r} are not as mixinfer writes them (a field "
+                    f"is missing or of the wrong type: {what}); give a result written by 'mixinfer "
+                    "infer -o result.json', unedited"
+                ) from exc
         console = Console(highlight=False)
-        for label, diagnostics in read_diagnostics(result):
+        for label, diagnostics in found:
             render_explanation(label, diagnostics, console)
 
     run_guarded(debug, run)
@@ -794,7 +850,7 @@ def simulate_command(
         typer.Option(
             "--output",
             "-o",
-            help="Write one row per trial and method (.csv or .json).",
+            help="Write one row per trial and method (.csv or .json; - for JSON on stdout).",
             show_default="a table on stdout",
         ),
     ] = None,
@@ -808,7 +864,10 @@ def simulate_command(
     def run() -> None:
         from mixinfer.simulate import SimulationSettings, simulate
 
-        out_fmt = _report_format(str(output), None) if output is not None else None
+        out_fmt = (
+            _report_format(str(output), None, default="json", option=False) if output is not None else None
+        )
+        to_stdout = output is not None and str(output) == "-"
         settings = SimulationSettings(
             n=n,
             trials=trials,
@@ -827,7 +886,7 @@ def simulate_command(
             estimator=estimator,
             distractors=distractors,
         )
-        target = check_output(output, folders=[samples, attack_samples])
+        target = None if to_stdout else check_output(output, folders=[samples, attack_samples])
         view = ProgressView(enabled=not quiet)
         with view.running():
             result = simulate(
@@ -845,11 +904,15 @@ def simulate_command(
             say(quiet, f"[cyan]note:[/cyan] {escape(note)}")
         for warning in result.warnings:
             say(quiet, f"[yellow]warning:[/yellow] {escape(warning)}")
-        if target is not None and out_fmt is not None:
-            write_atomic(target, result.render(out_fmt))
+        if out_fmt is not None and (target is not None or to_stdout):
+            if target is not None:
+                write_atomic(target, result.render(out_fmt))
+            else:
+                write_stdout(result.render(out_fmt))
             if not quiet:
                 render_simulation_table(result, stderr)
-            say(quiet, f"wrote {escape(str(target))}")
+            if target is not None:
+                say(quiet, f"wrote {escape(str(target))}")
         else:
             render_simulation_table(result, Console(highlight=False))
 
@@ -860,6 +923,9 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``mixinfer`` command."""
     install_interrupt_handlers()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # rich answers a closed stdout (`mixinfer ... | head -1`) with exit 1, in our tables and in
+    # typer's help alike; the documented code is 141, as for the JSON and CSV written directly.
+    rich.console.Console.on_broken_pipe = _on_broken_pipe  # type: ignore[method-assign,assignment]
     try:
         return app(args=argv, prog_name="mixinfer")
     except BrokenPipeError:
@@ -875,6 +941,12 @@ def main(argv: list[str] | None = None) -> Any:
         except OSError as exc:  # e.g. ENOSPC on a redirected stdout
             if exc.errno != errno.EPIPE:
                 raise
+
+
+def _on_broken_pipe(console: rich.console.Console) -> None:
+    console.quiet = True
+    _silence_stdout()
+    raise SystemExit(EXIT_BROKEN_PIPE)
 
 
 def _silence_stdout() -> None:

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from mixinfer.errors import MissingDependencyError, UsageError, WorkerError
 from mixinfer.executors import register_executor
+from mixinfer.options import valid_dask_address
 
 R = TypeVar("R")
 
@@ -219,6 +220,11 @@ class DaskExecutor:
         client: Any | None = None,
         timeout: float = 10.0,
     ) -> None:
+        if address not in (None, "local") and not valid_dask_address(str(address)):
+            raise UsageError(
+                f"--dask {address!r} is not a scheduler address; give tcp://HOST:PORT (e.g. "
+                "tcp://10.0.0.5:8786), or local for a cluster on this machine"
+            )
         self.address = address
         self.timeout = timeout
         self.processes = processes
@@ -254,7 +260,7 @@ class DaskExecutor:
                 self._client = distributed.Client(cluster)
             else:
                 self._client = distributed.Client(self.address, timeout=f"{self.timeout}s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             where = (
                 "a local Dask cluster"
                 if self.address in (None, "local")

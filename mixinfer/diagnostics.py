@@ -194,11 +194,12 @@ def summary_lines(diagnostics: dict[str, Any], limit: int = 3) -> list[str]:
     """A few readable lines for the table footer."""
     lines = []
     for e in diagnostics.get("unexplained_merges", [])[:limit]:
-        grow = ", ".join(e["would_grow"]) or "no category"
+        grow = ", ".join(e["would_grow"])
+        need = f"would need more {grow}" if grow else "no category of the samples would explain it"
         blocked = "; ".join(f"{c} held down by {_show(p)}" for c, p in e.get("blocked_by", {}).items())
         lines.append(
             f"unexplained merge #{e['step']} {_show(e['merge'])} (beaten by {_show(e['competitor'])}): "
-            f"slack {e['slack']:.3g}, {100 * e['share']:.1f}% of the objective; would need more {grow}"
+            f"slack {e['slack']:.3g}, {100 * e['share']:.1f}% of the objective; {need}"
             + (f" ({blocked})" if blocked else "")
         )
     for e in diagnostics.get("overrepresented_pairs", [])[:limit]:

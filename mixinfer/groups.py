@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mixinfer.errors import MissingDependencyError, UsageError
+from mixinfer.strictload import DuplicateKeyError, json_loads, yaml_safe_load
 
 ENGLISH = "English"
 CODE = "Code"
@@ -212,7 +213,9 @@ def parse_groups(text: str, kind: str, where: str = "groups") -> dict[str, str]:
         return parse_groups_csv(text, where)
     if kind == "json":
         try:
-            data = json.loads(text)
+            data = json_loads(text)
+        except DuplicateKeyError as exc:
+            raise UsageError(f"--groups {where}: {exc}; give each once") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"--groups {where} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return _from_object(data, where)
@@ -225,7 +228,9 @@ def parse_groups(text: str, kind: str, where: str = "groups") -> dict[str, str]:
                 "(or give the mapping as JSON or CSV)"
             ) from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml_safe_load(text)
+        except DuplicateKeyError as exc:
+            raise UsageError(f"--groups {where}: {exc}; give each once") from None
         except yaml.YAMLError as exc:
             raise UsageError(f"--groups {where} is not valid YAML ({exc})") from None
         return _from_object(data, where)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -36,6 +37,15 @@ DEFAULT_ATTACK_BYTES = 2_000_000
 DEFAULT_VOCAB = 30_000
 SIMULATION_MERGES = 3_000
 """The LP's T in simulations (the controlled setting of the accuracy grid), not infer's default."""
+
+
+# A Dask scheduler address: [protocol://]host:port (Dask's in-process addresses have no port).
+_DASK_ADDRESS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?\[?[^\s/\[\]]+\]?:\d+$|^inproc://\S+$")
+
+
+def valid_dask_address(address: str) -> bool:
+    """Whether ``address`` has the shape of a Dask scheduler address (``tcp://HOST:PORT``...)."""
+    return _DASK_ADDRESS.match(address) is not None
 
 
 class OptionError(UsageError):
@@ -260,6 +270,14 @@ class Runtime:
         if dask is not None:
             if not dask.strip():
                 raise OptionError("dask", "needs a scheduler address (tcp://HOST:8786) or 'local'")
+            if dask != "local" and not valid_dask_address(dask):
+                # Here, not when the first job goes out: a run answered from the cache would
+                # otherwise accept an address that the next uncached run refuses.
+                raise OptionError(
+                    "dask",
+                    f"{dask!r} is not a scheduler address; give tcp://HOST:PORT "
+                    "(e.g. tcp://10.0.0.5:8786) or 'local'",
+                )
             return cls(cache=cache, workers=workers, executor="dask", progress=progress,
                        executor_options={"address": dask})  # fmt: skip
         return cls(cache=cache, workers=workers, executor=executor, progress=progress)

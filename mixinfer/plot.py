@@ -26,6 +26,9 @@ LABEL_MIN = 0.05
 # Reports hold each proportion to full precision; a tokenizer's total above 1 by more than rounding
 # means rows were repeated or edited.
 _SUM_TOLERANCE = 1e-3
+# Proportions rounded by hand (a spreadsheet) may sum a little short of 1; more than this is a
+# truncated or edited report, whose bars would be drawn short without a word.
+_SHORT_TOLERANCE = 1e-2
 GROUP_COLORS = {
     "English": "#4C72B0",
     "Code": "#DD8452",
@@ -120,8 +123,17 @@ def _save_atomic(fig: Any, path: Path) -> None:
 
 
 def _check_values(table: Mapping[str, Mapping[str, float]]) -> None:
-    """Proportions must be finite, non-negative and sum to at most 1 per tokenizer."""
+    """Proportions must be finite, non-negative and sum to 1 per tokenizer (within
+    :data:`_SUM_TOLERANCE` above, :data:`_SHORT_TOLERANCE` below), over the same columns."""
+    every = {c for props in table.values() for c in props}
     for label, props in table.items():
+        missing = sorted(every - set(props))
+        if missing:
+            raise UsageError(
+                f"{label!r} has no proportion for {', '.join(missing[:5])}"
+                f"{', ...' if len(missing) > 5 else ''}, which other tokenizers of the report have: "
+                "the report looks truncated or edited; write it again with `mixinfer audit`"
+            )
         for column, value in props.items():
             if not math.isfinite(value) or value < 0:
                 raise UsageError(
@@ -133,6 +145,11 @@ def _check_values(table: Mapping[str, Mapping[str, float]]) -> None:
             raise UsageError(
                 f"the proportions of {label!r} sum to {total:.4g}, more than 1; is the report from "
                 "`mixinfer audit`, each tokenizer listed once?"
+            )
+        if total < 1 - _SHORT_TOLERANCE:
+            raise UsageError(
+                f"the proportions of {label!r} sum to {total:.4g}, not 1: the report looks truncated "
+                "or edited; write it again with `mixinfer audit`"
             )
 
 
@@ -330,6 +347,7 @@ def plot_report(
     except csv.Error as exc:
         raise UsageError(f"{report} is not a valid audit report (CSV: {exc})") from None
     intervals = read_intervals(report)
+    _check_values(table)  # per category, before groups sum them (a missing one is then seen)
     mapping = load_groups(groups) if isinstance(groups, str | os.PathLike) else dict(groups or {})
     columns: list[str] = []
     for props in table.values():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixinfer.errors import UsageError
+from mixinfer.strictload import DuplicateKeyError, json_loads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -351,7 +352,9 @@ def read_truth(path: str | os.PathLike[str], *, implicit: bool = False) -> dict[
     if len(raw) > TRUTH_MAX_BYTES:
         raise UsageError(f"{label} is larger than {TRUTH_MAX_BYTES // 2**20} MiB, not a truth file; {fix}")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json_loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except DuplicateKeyError as exc:
+        raise UsageError(f"{label}: {exc}; {fix}") from exc
     except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
         raise UsageError(f"{label} is not a readable UTF-8 JSON file ({exc}); {fix}") from exc
     props = data.get("proportions", data) if isinstance(data, dict) else None

@@ -27,9 +27,11 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -50,6 +52,7 @@ from mixinfer.sources import (
     local_path,
     open_samples,
 )
+from mixinfer.sources.manifest import local_inputs
 
 PULL_FORMAT = "mixinfer-pull/1"
 PART_TEXT_BYTES = 64_000_000
@@ -183,6 +186,13 @@ def pull_samples(
     """
     out = Path(output)
     _check_new_folder(out)
+    _, read = local_inputs(spec)
+    inside = [f for f in read if out.resolve().is_relative_to(f.resolve())]
+    if inside:
+        raise UsageError(
+            f"--output {display_path(out)} is inside {display_path(inside[0])}, which this pull reads: "
+            "the snapshot would be read as a sample category next time; choose a folder elsewhere"
+        )
     source = open_samples(spec)
     categories = source.categories()  # every listing error comes before anything is created
     declared = _declared_sources(source)
@@ -219,7 +229,9 @@ def pull_samples(
                 stats = ReadStats()
                 for doc in iter_documents(Category(cat.name, [f]), max_bytes=remaining, stats=stats):
                     writer.write(doc)
-                remaining -= stats.bytes
+                # A budget that ends inside a character ends the category, as in iter_documents:
+                # the bytes taken are then fewer than the budget, and must not start another file.
+                remaining = 0 if stats.exhausted else remaining - stats.bytes
                 warnings.extend(stats.warnings)
                 files.append({**_file_record(f), "bytes": stats.bytes, "documents": stats.documents})
             writer.close()
@@ -341,6 +353,19 @@ def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f} MB"
 
 
+@contextmanager
+def _spec_is_an_argument() -> Iterator[None]:
+    """The sample sources' messages name ``--samples``, which ``samples pull|info`` do not have
+    (their samples are an argument): say "the path" instead."""
+    try:
+        yield
+    except SamplesError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            text = exc.args[0].replace("; check --samples", "; check the path")
+            exc.args = (re.sub(r"(^|\s)--samples (?=\S)", r"\1samples ", text), *exc.args[1:])
+        raise
+
+
 @samples_app.command("pull")
 def pull_command(
     manifest: SpecArg,
@@ -365,7 +390,8 @@ def pull_command(
         def said(name: str, nbytes: int, docs: int) -> None:
             cli.say(quiet, f"{name}: {_mb(nbytes)}, {docs:,} documents")
 
-        record = pull_samples(manifest, output, max_bytes=budget, on_category=said)
+        with _spec_is_an_argument():
+            record = pull_samples(manifest, output, max_bytes=budget, on_category=said)
         if fmt == "json":
             cli.write_stdout(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
         total = sum(c["bytes"] for c in record["categories"].values())
@@ -415,7 +441,8 @@ def info_command(spec: SpecArg, fmt: FormatOpt = "table", debug: DebugOpt = Fals
 
     def run() -> None:
         _check_format(fmt)
-        info = describe_samples(spec)
+        with _spec_is_an_argument():
+            info = describe_samples(spec)
         if fmt == "json":
             cli.write_stdout(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
             return

@@ -182,6 +182,11 @@ class SimulationSettings:
             raise UsageError(
                 f"--baseline-merges must be a positive number of merges, not {self.baseline_merges}"
             )
+        if self.baseline_merges is not None and self.baseline_merges > self.vocab - 256:
+            raise UsageError(
+                f"--baseline-merges {self.baseline_merges} is more than a vocabulary of {self.vocab} "
+                f"can hold ({self.vocab - 256} merges); leave it out to use the whole vocabulary"
+            )
         if not self.methods:
             raise UsageError(f"--methods is empty; use some of {','.join(METHODS)}")
         unknown = [m for m in self.methods if m not in METHODS]

@@ -708,6 +708,16 @@ def report(
     warnings = list(solution.warnings) + list(solution.diagnostics.get("warnings", []))
     warnings += list(getattr(prepared.cleaning, "warnings", []))
     warnings += list(known.warnings)
+    if known.proportions:
+        unsampled = sorted(c for c in known.proportions if c not in solution.proportions)
+        if unsampled:
+            share = sum(known.proportions[c] for c in unsampled)
+            warnings.append(
+                f"the true mixture ({known.source}) names {len(unsampled)} categor"
+                f"{'y' if len(unsampled) == 1 else 'ies'} the samples do not hold: "
+                f"{', '.join(unsampled[:10])}{', ...' if len(unsampled) > 10 else ''} ({share:.1%} of it); "
+                "they count as estimated 0 in the MSE: add their samples, or leave them out of the truth"
+            )
     return InferenceResult(
         proportions=solution.proportions,
         tokenizer=str(tok.source),

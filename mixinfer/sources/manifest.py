@@ -33,7 +33,7 @@ link) is read once, with a warning. Categories are sorted by name.
 from __future__ import annotations
 
 import glob as globmod
-import json
+import itertools
 import os
 import re
 import stat
@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mixinfer.errors import MissingDependencyError, SamplesError
+from mixinfer.errors import MissingDependencyError, MixinferError, SamplesError
 from mixinfer.sources import SourceType, is_url, local_path
 from mixinfer.sources.base import (
     Category,
@@ -52,6 +52,7 @@ from mixinfer.sources.base import (
 )
 from mixinfer.sources.directory import walk_category
 from mixinfer.sources.remote import ALL_SUFFIXES, LocalZstdFile, list_url
+from mixinfer.strictload import DuplicateKeyError, json_loads, yaml_safe_load
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 MAX_MANIFEST_BYTES = 16 << 20
@@ -124,7 +125,9 @@ def parse_size(value: object, where: str) -> int:
 def _parse_text(text: str, suffix: str, where: str) -> Any:
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return json_loads(text)
+        except DuplicateKeyError as exc:
+            raise SamplesError(f"manifest {where}: {exc}; give every category once") from exc
         except ValueError as exc:
             raise SamplesError(f"manifest {where} is not valid JSON ({exc}); fix it") from exc
     if suffix == ".toml":
@@ -149,7 +152,9 @@ def _parse_text(text: str, suffix: str, where: str) -> Any:
             f"manifest {where} is YAML, which needs PyYAML; run: pip install 'mixinfer[yaml]'"
         ) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml_safe_load(text)
+    except DuplicateKeyError as exc:
+        raise SamplesError(f"manifest {where}: {exc}; give every category once") from exc
     except yaml.YAMLError as exc:
         raise SamplesError(f"manifest {where} is not valid YAML ({exc}); fix it") from exc
 
@@ -404,3 +409,48 @@ def _open(spec: str) -> ManifestSource:
 # Before the directory source (100), which would call a manifest "a file, not a directory"; after 10,
 # where a plugin may take some manifests for itself.
 SOURCE_TYPES = (SourceType("manifest", _claims, _open, priority=15),)
+
+
+def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[Path]]:
+    """The local files and folders that samples ``spec`` reads: ``(files, folders)``.
+
+    A folder of samples is itself; a manifest is its own file plus every local ``path`` it
+    names (a glob up to its first wildcard). Used to refuse an output written over or inside
+    what is read (it would destroy a manifest, or be read as a sample by the next run). Never
+    raises: a manifest that cannot be read yields just its file, and the run reports why.
+    """
+    if spec is None:
+        return [], []
+    where = local_path(os.fspath(spec))
+    if where is None:
+        return [], []
+    try:
+        if where.is_dir():
+            return [], [where]
+        if not where.is_file():
+            return [], []
+    except OSError:
+        return [], []
+    files: list[Path] = [where]
+    folders: list[Path] = []
+    if where.suffix.lower() not in MANIFEST_SUFFIXES:
+        return files, folders
+    try:
+        manifest = load_manifest(where)
+    except MixinferError:
+        return files, folders
+    for spec_ in manifest.categories:
+        for entry in spec_.sources:
+            if entry.path is None:
+                continue
+            parts = Path(entry.path).parts
+            fixed = [p for p in itertools.takewhile(lambda p: not _GLOB.search(p), parts)]
+            root = manifest.base / Path(*fixed) if fixed else manifest.base
+            try:
+                if root.is_dir():
+                    folders.append(root)
+                elif root.is_file():
+                    files.append(root)
+            except OSError:
+                continue
+    return files, folders
