@@ -280,8 +280,9 @@ class LPDetails:
             a bootstrap replicate's LP).
         row_duals: the dual value of each generated row, as HiGHS reports it (None for PuLP
             backends, or when the final model has no valid dual solution).
-        step_duals: the dual of each step's row ``mu_leaf <= v_t + sum_i alpha_i c[i, m(t), t]``
-            (HiGHS only): how much the objective depends on that merge's constraint.
+        step_duals: the summed dual of the constraints of each step (one minus the reduced cost of
+            its slack ``v_t``; HiGHS only): how much the objective depends on that merge's
+            constraint.
         alpha_reduced_costs: the reduced cost of each category's ``alpha`` (HiGHS only): the
             objective's rate of change if that category's share were forced up.
         simplex_dual: the dual of ``sum alpha = 1`` (HiGHS only).
@@ -848,23 +849,32 @@ class HighsBackend(_Backend):
         self.ncols = 0
         self._add_cols(n, 0.0, upper=1.0)
         self._add_rows(np.ones(1), np.ones(1), np.arange(n)[None, :], np.ones((1, n)))
-        # v_t for every constrained step, and mu for every tree node.
+        # v_t for every constrained step, and mu for every inner tree node. A leaf's mu would
+        # equal theta_t = v_t + sum_i alpha_i c[i, m(t), t], so theta_t is written out in its
+        # place: a row at a leaf is the paper's constraint itself. (A column and a row per leaf
+        # made the model T rows and T columns larger for nothing: GPT-2, 13 categories, T=30000,
+        # 304,199 iterations and 359 s with them, 261,772 and 276 s without; BENCHMARKS.md, lp.)
         self.step0 = self._add_cols(steps, 1.0)
+        self.merge_counts = lp.merge_counts()
         self.node_col = np.full(2 * lp.leaves, -1, dtype=np.int64)
         nodes = lp.tree_nodes()
+        nodes = nodes[nodes < lp.leaves]
         self.node_col[nodes] = self._add_cols(len(nodes), 0.0) + np.arange(len(nodes))
-        # Leaves: mu_leaf <= theta_t = v_t + sum_i alpha_i c[i, m(t), t].
+        # One row per step: mu_parent <= theta_t (with a single step, the tree is one leaf, and
+        # the row only reads theta_t >= 0); its dual is not the step's (see final_rows).
         index = np.empty((steps, n + 2), dtype=np.int64)
         index[:, :n] = np.arange(n)
         index[:, n] = self.step0 + np.arange(steps)
-        index[:, n + 1] = self.node_col[lp.leaves + np.arange(steps)]
+        index[:, n + 1] = self.node_col[(lp.leaves + np.arange(steps)) >> 1]
         value = np.empty((steps, n + 2))
-        value[:, :n] = lp.merge_counts()
+        value[:, :n] = self.merge_counts
         value[:, n] = 1.0
-        value[:, n + 1] = -1.0
+        value[:, n + 1] = -1.0 if lp.leaves > 1 else 0.0
         self._add_rows(np.zeros(steps), np.full(steps, self.inf), index, value)
-        # Inner nodes: mu_node <= mu_child.
+        # Inner nodes: mu_node <= mu_child for inner children.
         parent, child = lp.tree_edges()
+        inner = child < lp.leaves
+        parent, child = parent[inner], child[inner]
         k = len(parent)
         if k:
             index = np.stack([self.node_col[child], self.node_col[parent]], axis=1)
@@ -931,10 +941,11 @@ class HighsBackend(_Backend):
         pc = np.fromiter((self.pair_col[p] for p in pairs.tolist()), np.int64, count=k)
         index = np.empty((k, self.n + 2), dtype=np.int64)
         index[:, : self.n] = np.arange(self.n)
-        index[:, self.n] = self.node_col[nodes]
+        leaf = nodes >= lp.leaves
+        index[:, self.n] = np.where(leaf, self.step0 + nodes - lp.leaves, self.node_col[nodes])
         index[:, self.n + 1] = pc
         value = np.empty((k, self.n + 2))
-        value[:, : self.n] = -lp.segment_counts(segments)
+        value[:, : self.n] = self._row_counts(segments, nodes)
         value[:, self.n :] = 1.0
         self._add_rows(np.zeros(k), np.full(k, self.inf), index, value)
         keys = self.key(segments, nodes)
@@ -943,6 +954,13 @@ class HighsBackend(_Backend):
         self.row_keys = np.concatenate([self.row_keys, keys])
         self.present.update(keys.tolist())
         self.solved = False
+
+    def _row_counts(self, segments: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Generated rows' alpha coefficients: ``-c[i, p, s]``, plus ``c[i, m(t), t]`` at a leaf."""
+        counts = -self.lp.segment_counts(segments)
+        leaf = np.flatnonzero(nodes >= self.lp.leaves)
+        counts[leaf] += self.merge_counts[nodes[leaf] - self.lp.leaves]
+        return counts
 
     @property
     def iterations(self) -> int:
@@ -1017,11 +1035,16 @@ class HighsBackend(_Backend):
         index = np.asarray(a.index_, dtype=np.int32)
         value = np.asarray(a.value_, dtype=float)
         n, steps = self.n, lp.steps
-        generated = self.row_keys // (2 * lp.leaves)  # each generated row's segment
-        rows = np.concatenate([[0], 1 + np.arange(steps), self.base_rows + np.arange(len(generated))]).astype(
-            np.int32
+        width = 2 * lp.leaves
+        rows = np.concatenate([[0], 1 + np.arange(steps), self.base_rows + np.arange(len(self.row_keys))])
+        self.lp, self.merge_counts = lp, lp.merge_counts()
+        counts = np.concatenate(
+            [
+                np.ones((1, n)),
+                self.merge_counts,
+                self._row_counts(self.row_keys // width, self.row_keys % width),
+            ]
         )
-        counts = np.concatenate([np.ones((1, n)), lp.merge_counts(), -lp.segment_counts(generated)], axis=0)
         cols_i: list[np.ndarray] = []
         cols_v: list[np.ndarray] = []
         for i in range(n):
@@ -1055,7 +1078,8 @@ class HighsBackend(_Backend):
             return out
         steps = self.lp.steps
         out.row_duals = row_dual[self.base_rows :].copy()
-        out.step_duals = row_dual[1 : 1 + steps].copy()  # row 0 is the simplex row, then the leaves
+        # Every constraint of step t holds v_t (cost 1): their duals sum to 1 - its reduced cost.
+        out.step_duals = 1.0 - col_dual[self.step0 : self.step0 + steps]
         out.alpha_reduced_costs = col_dual[: self.n].copy()
         out.simplex_dual = float(row_dual[0])
         return out
