@@ -17,14 +17,15 @@ The full LP has (merges x pairs) rows. Two observations make it small:
   slack) and ``z_s`` the pair's mixture count over the segment.
 * "``theta_t >= x`` for every t in a range" is written exactly with a segment tree over the steps:
   a variable ``mu_N <= theta_t`` per tree node ``N`` (``mu_N <= mu_child`` for inner nodes), and
-  one row ``mu_N + v_p - z_s >= 0`` per node of the range's canonical cover (at most 2 log2 T of
-  them). The tree costs about 3T rows once; a whole segment then costs a few rows instead of one
-  row per step, so the lazy loop no longer rediscovers the same pair step after step.
+  one row ``mu_N + v_p - z_s >= 0`` (``z_s`` written out as ``sum_i alpha_i c[i, p, s]``) per
+  node of the range's canonical cover (at most 2 log2 T of them). The tree costs about 3T rows
+  once; a whole segment then costs a few rows instead of one row per step, so the lazy loop no
+  longer rediscovers the same pair step after step.
 
 We start with the tree alone and repeat: solve the LP over the rows and columns generated so far,
 find the (segment, node) rows the current solution violates (an exact, vectorised check of every
-segment against the node minima of ``theta``), and add the worst ones with any new ``v_p`` and
-``z_s`` columns they need. This plays the part of the priority queue over pairs of the paper's
+segment against the node minima of ``theta``), and add the worst ones with any new ``v_p``
+columns they need. This plays the part of the priority queue over pairs of the paper's
 implementation. When no row is violated (beyond a tolerance) the solution is optimal for the
 full problem, and the objective equals that of the LP written out in full (a test checks this).
 
@@ -58,7 +59,7 @@ from mixinfer.replay import Trace
 
 SOLVERS = ("auto", "highs", "cbc")
 # Part of the cache key of stored solutions: bump when the LP or its tie-breaking changes.
-LP_FORMULATION = "segment-tree-1"
+LP_FORMULATION = "segment-tree-2"
 # Counts are expressed per this many bytes of a category's sample.
 SCALE = 1e6
 # A constraint counts as violated only beyond this (in counts per million units).
@@ -279,8 +280,9 @@ class LPDetails:
             a bootstrap replicate's LP).
         row_duals: the dual value of each generated row, as HiGHS reports it (None for PuLP
             backends, or when the final model has no valid dual solution).
-        step_duals: the dual of each step's row ``mu_leaf <= v_t + sum_i alpha_i c[i, m(t), t]``
-            (HiGHS only): how much the objective depends on that merge's constraint.
+        step_duals: the summed dual of the constraints of each step (one minus the reduced cost of
+            its slack ``v_t``; HiGHS only): how much the objective depends on that merge's
+            constraint.
         alpha_reduced_costs: the reduced cost of each category's ``alpha`` (HiGHS only): the
             objective's rate of change if that category's share were forced up.
         simplex_dual: the dual of ``sum alpha = 1`` (HiGHS only).
@@ -758,9 +760,7 @@ class _Snapshot:
     basis: Any
     present: set[int]
     pair_col: dict[int, Any]
-    segment_col: dict[int, int]
     row_keys: np.ndarray
-    row_segs: np.ndarray
     ncols: int
 
 
@@ -769,6 +769,7 @@ def snapshot_state(snap: _Snapshot) -> dict[str, Any]:
     place of the LP: it can travel to another process (:func:`snapshot_from_state`)."""
     model, basis, a = snap.model, snap.basis, snap.model.a_matrix_
     return {
+        "formulation": LP_FORMULATION,
         "structure": (snap.lp.n, snap.lp.T, snap.lp.start, snap.lp.codes, snap.lp.seg_key),
         "num_col": int(model.num_col_),
         "num_row": int(model.num_row_),
@@ -783,12 +784,15 @@ def snapshot_state(snap: _Snapshot) -> dict[str, Any]:
         )
         if basis.valid
         else None,
-        "books": (snap.present, snap.pair_col, snap.segment_col, snap.row_keys, snap.row_segs, snap.ncols),
+        "books": (snap.present, snap.pair_col, snap.row_keys, snap.ncols),
     }
 
 
 def snapshot_fits(state: dict[str, Any], lp: MixtureLP) -> bool:
-    """Whether a :func:`snapshot_state` was taken of an LP with ``lp``'s structure."""
+    """Whether a :func:`snapshot_state` was taken of an LP with ``lp``'s structure (and of a model
+    of this version's formulation)."""
+    if state.get("formulation") != LP_FORMULATION:
+        return False
     n, T, start, codes, seg_key = state["structure"]
     return bool(
         (n, T, start) == (lp.n, lp.T, lp.start)
@@ -818,10 +822,8 @@ def snapshot_from_state(state: dict[str, Any], lp: MixtureLP) -> _Snapshot:
         basis.col_status = [highspy.HighsBasisStatus(int(x)) for x in col]
         basis.row_status = [highspy.HighsBasisStatus(int(x)) for x in row]
         basis.valid = True
-    present, pair_col, segment_col, row_keys, row_segs, ncols = state["books"]
-    return _Snapshot(
-        lp, model, basis, set(present), dict(pair_col), dict(segment_col), row_keys, row_segs, ncols
-    )
+    present, pair_col, row_keys, ncols = state["books"]
+    return _Snapshot(lp, model, basis, set(present), dict(pair_col), row_keys, ncols)
 
 
 class HighsBackend(_Backend):
@@ -843,37 +845,43 @@ class HighsBackend(_Backend):
         self.h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
         self.inf = highspy.kHighsInf
         n, steps = lp.n, lp.steps
-        self.segment_col: dict[int, int] = {}
         # alpha on the simplex.
         self.ncols = 0
         self._add_cols(n, 0.0, upper=1.0)
         self._add_rows(np.ones(1), np.ones(1), np.arange(n)[None, :], np.ones((1, n)))
-        # v_t for every constrained step, and mu for every tree node.
+        # v_t for every constrained step, and mu for every inner tree node. A leaf's mu would
+        # equal theta_t = v_t + sum_i alpha_i c[i, m(t), t], so theta_t is written out in its
+        # place: a row at a leaf is the paper's constraint itself. (A column and a row per leaf
+        # made the model T rows and T columns larger for nothing: GPT-2, 13 categories, T=30000,
+        # 304,199 iterations and 359 s with them, 261,772 and 276 s without; BENCHMARKS.md, lp.)
         self.step0 = self._add_cols(steps, 1.0)
+        self.merge_counts = lp.merge_counts()
         self.node_col = np.full(2 * lp.leaves, -1, dtype=np.int64)
         nodes = lp.tree_nodes()
+        nodes = nodes[nodes < lp.leaves]
         self.node_col[nodes] = self._add_cols(len(nodes), 0.0) + np.arange(len(nodes))
-        # Leaves: mu_leaf <= theta_t = v_t + sum_i alpha_i c[i, m(t), t].
+        # One row per step: mu_parent <= theta_t (with a single step, the tree is one leaf, and
+        # the row only reads theta_t >= 0); its dual is not the step's (see final_rows).
         index = np.empty((steps, n + 2), dtype=np.int64)
         index[:, :n] = np.arange(n)
         index[:, n] = self.step0 + np.arange(steps)
-        index[:, n + 1] = self.node_col[lp.leaves + np.arange(steps)]
+        index[:, n + 1] = self.node_col[(lp.leaves + np.arange(steps)) >> 1]
         value = np.empty((steps, n + 2))
-        value[:, :n] = lp.merge_counts()
+        value[:, :n] = self.merge_counts
         value[:, n] = 1.0
-        value[:, n + 1] = -1.0
+        value[:, n + 1] = -1.0 if lp.leaves > 1 else 0.0
         self._add_rows(np.zeros(steps), np.full(steps, self.inf), index, value)
-        # Inner nodes: mu_node <= mu_child.
+        # Inner nodes: mu_node <= mu_child for inner children.
         parent, child = lp.tree_edges()
+        inner = child < lp.leaves
+        parent, child = parent[inner], child[inner]
         k = len(parent)
         if k:
             index = np.stack([self.node_col[child], self.node_col[parent]], axis=1)
             self._add_rows(np.zeros(k), np.full(k, self.inf), index, np.tile([1.0, -1.0], (k, 1)))
         self.base_rows = self.h.getNumRow()
-        # Key of every row after the base rows (-1 for the definitions of z_s, never pruned).
+        # Key (:meth:`key`) of every generated row, in model order after the base rows.
         self.row_keys = np.zeros(0, dtype=np.int64)
-        # The segment whose z_s each row after the base rows defines (-1 for generated rows).
-        self.row_segs = np.zeros(0, dtype=np.int64)
         # Whether HiGHS's solution belongs to the model as it is (no rows added or deleted since).
         self.solved = False
         self._iterations = 0
@@ -925,37 +933,34 @@ class HighsBackend(_Backend):
         first = self._add_cols(len(new_pairs), cost)
         for j, p in enumerate(new_pairs):
             self.pair_col[p] = first + j
-        # z_s = sum_i alpha_i c[i, p, segment], defined once per segment and shared by its rows:
-        # the rows stay 3 entries long instead of one entry per category.
-        new_segs = np.array(
-            [s for s in np.unique(segments).tolist() if s not in self.segment_col], dtype=np.int64
-        )
-        m = len(new_segs)
-        if m:
-            first = self._add_cols(m, 0.0)
-            for j, s in enumerate(new_segs.tolist()):
-                self.segment_col[s] = first + j
-            index = np.empty((m, self.n + 1), dtype=np.int64)
-            index[:, : self.n] = np.arange(self.n)
-            index[:, self.n] = first + np.arange(m)
-            value = np.empty((m, self.n + 1))
-            value[:, : self.n] = -lp.segment_counts(new_segs)
-            value[:, self.n] = 1.0
-            self._add_rows(np.zeros(m), np.zeros(m), index, value)
-            self.row_keys = np.concatenate([self.row_keys, np.full(m, -1, dtype=np.int64)])
-            self.row_segs = np.concatenate([self.row_segs, new_segs])
+        # mu_node + v_p - sum_i alpha_i c[i, p, segment] >= 0, the segment's counts written into
+        # the row. (A column z_s per segment, defined once by an equality row and shared by the
+        # segment's rows, keeps rows 3 entries long, but the model then carries a column and a
+        # row per segment: GPT-2, 13 categories, T=10000, 1.2x slower and 14% more iterations.)
         k = len(segments)
         pc = np.fromiter((self.pair_col[p] for p in pairs.tolist()), np.int64, count=k)
-        zc = np.fromiter((self.segment_col[s] for s in segments.tolist()), np.int64, count=k)
-        index = np.stack([self.node_col[nodes], pc, zc], axis=1)
-        self._add_rows(np.zeros(k), np.full(k, self.inf), index, np.tile([1.0, 1.0, -1.0], (k, 1)))
+        index = np.empty((k, self.n + 2), dtype=np.int64)
+        index[:, : self.n] = np.arange(self.n)
+        leaf = nodes >= lp.leaves
+        index[:, self.n] = np.where(leaf, self.step0 + nodes - lp.leaves, self.node_col[nodes])
+        index[:, self.n + 1] = pc
+        value = np.empty((k, self.n + 2))
+        value[:, : self.n] = self._row_counts(segments, nodes)
+        value[:, self.n :] = 1.0
+        self._add_rows(np.zeros(k), np.full(k, self.inf), index, value)
         keys = self.key(segments, nodes)
         if self._pruned:
             self._returned.update(k for k in keys.tolist() if k in self._pruned)
         self.row_keys = np.concatenate([self.row_keys, keys])
-        self.row_segs = np.concatenate([self.row_segs, np.full(k, -1, dtype=np.int64)])
         self.present.update(keys.tolist())
         self.solved = False
+
+    def _row_counts(self, segments: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Generated rows' alpha coefficients: ``-c[i, p, s]``, plus ``c[i, m(t), t]`` at a leaf."""
+        counts = -self.lp.segment_counts(segments)
+        leaf = np.flatnonzero(nodes >= self.lp.leaves)
+        counts[leaf] += self.merge_counts[nodes[leaf] - self.lp.leaves]
+        return counts
 
     @property
     def iterations(self) -> int:
@@ -973,7 +978,7 @@ class HighsBackend(_Backend):
         status = self.h.getBasis().row_status[self.base_rows :]
         basic = self._hs.HighsBasisStatus.kBasic
         is_basic = np.fromiter((s == basic for s in status), bool, count=len(status))
-        candidate = is_basic & (self.row_keys >= 0)
+        candidate = is_basic
         if not every and self._returned:
             returned = self._returned
             candidate &= np.fromiter(
@@ -987,7 +992,6 @@ class HighsBackend(_Backend):
             if not every:
                 self._pruned.update(dropped)
             self.row_keys = np.delete(self.row_keys, drop)
-            self.row_segs = np.delete(self.row_segs, drop)
             self.solved = False
         return len(drop)
 
@@ -999,9 +1003,7 @@ class HighsBackend(_Backend):
             self.h.getBasis(),
             set(self.present),
             dict(self.pair_col),
-            dict(self.segment_col),
             self.row_keys.copy(),
-            self.row_segs.copy(),
             self.ncols,
         )
 
@@ -1010,11 +1012,11 @@ class HighsBackend(_Backend):
 
         ``lp`` must have the current LP's structure (the same pair codes, segments and steps; see
         :func:`same_structure`): then every row of the model is a constraint of ``lp``'s LP too,
-        and only the coefficients of ``alpha`` change (in the leaf rows and the ``z_s`` definition
-        rows). The model is passed back to HiGHS with its last basis, so the next solve starts
-        from it. With ``origin`` (a :meth:`snapshot`), the model and basis of the snapshot are
-        used instead of the current ones: the bootstrap starts every replicate from the full
-        sample's optimum, not from the previous replicate's larger model.
+        and only the coefficients of ``alpha`` change (in the leaf rows and the generated rows).
+        The model is passed back to HiGHS with its last basis, so the next solve starts from it.
+        With ``origin`` (a :meth:`snapshot`), the model and basis of the snapshot are used instead
+        of the current ones: the bootstrap starts every replicate from the full sample's optimum,
+        not from the previous replicate's larger model.
         """
         if not same_structure(self.lp if origin is None else origin.lp, lp):
             raise ValueError("retarget needs an LP with the same pairs, segments and steps")
@@ -1023,9 +1025,7 @@ class HighsBackend(_Backend):
             self._pruned, self._returned = set(), set()
             self.present = set(origin.present)
             self.pair_col = dict(origin.pair_col)
-            self.segment_col = dict(origin.segment_col)
             self.row_keys = origin.row_keys.copy()
-            self.row_segs = origin.row_segs.copy()
             self.ncols = origin.ncols
         model = self.h.getLp() if origin is None else origin.model
         a = model.a_matrix_
@@ -1035,10 +1035,15 @@ class HighsBackend(_Backend):
         index = np.asarray(a.index_, dtype=np.int32)
         value = np.asarray(a.value_, dtype=float)
         n, steps = self.n, lp.steps
-        defs = np.flatnonzero(self.row_segs >= 0)
-        rows = np.concatenate([[0], 1 + np.arange(steps), self.base_rows + defs]).astype(np.int32)
+        width = 2 * lp.leaves
+        rows = np.concatenate([[0], 1 + np.arange(steps), self.base_rows + np.arange(len(self.row_keys))])
+        self.lp, self.merge_counts = lp, lp.merge_counts()
         counts = np.concatenate(
-            [np.ones((1, n)), lp.merge_counts(), -lp.segment_counts(self.row_segs[defs])], axis=0
+            [
+                np.ones((1, n)),
+                self.merge_counts,
+                self._row_counts(self.row_keys // width, self.row_keys % width),
+            ]
         )
         cols_i: list[np.ndarray] = []
         cols_v: list[np.ndarray] = []
@@ -1061,8 +1066,7 @@ class HighsBackend(_Backend):
 
     def final_rows(self) -> _Duals:
         """Generated rows in model order, and HiGHS's duals when they describe this model."""
-        generated = self.row_keys >= 0
-        out = _Duals(self.row_keys[generated])
+        out = _Duals(self.row_keys.copy())
         if not self.solved:
             return out
         sol = self.h.getSolution()
@@ -1073,8 +1077,9 @@ class HighsBackend(_Backend):
         if len(row_dual) != self.h.getNumRow() or len(col_dual) != self.columns:
             return out
         steps = self.lp.steps
-        out.row_duals = row_dual[self.base_rows :][generated]
-        out.step_duals = row_dual[1 : 1 + steps].copy()  # row 0 is the simplex row, then the leaves
+        out.row_duals = row_dual[self.base_rows :].copy()
+        # Every constraint of step t holds v_t (cost 1): their duals sum to 1 - its reduced cost.
+        out.step_duals = 1.0 - col_dual[self.step0 : self.step0 + steps]
         out.alpha_reduced_costs = col_dual[: self.n].copy()
         out.simplex_dual = float(row_dual[0])
         return out
