@@ -82,6 +82,18 @@ def small_bpe_tokenizer_json(tmp_path_factory: pytest.TempPathFactory, license_t
 
 
 @pytest.fixture(scope="session")
+def three_categories(tmp_path_factory: pytest.TempPathFactory, license_text: str) -> Path:
+    """A samples folder of three categories, ``en``, ``de`` and ``fr``: thirds of ``license_text``
+    (at most 40,000 characters each; enough pairs for small LPs)."""
+    root = tmp_path_factory.mktemp("three-categories")
+    third = len(license_text) // 3
+    for k, name in enumerate(("en", "de", "fr")):
+        (root / name).mkdir()
+        (root / name / "t.txt").write_text(license_text[k * third : k * third + 40_000], encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
 def shared_tokenizers_dir() -> Path:
     """``../shared/tokenizers`` (published tokenizer.json files); skips when absent."""
     if not SHARED_TOKENIZERS.is_dir():

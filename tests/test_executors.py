@@ -305,16 +305,6 @@ def test_a_new_executor_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> 
 # -- the stages on each executor ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def three_categories(tmp_path_factory: pytest.TempPathFactory, license_text: str) -> Path:
-    root = tmp_path_factory.mktemp("exec-samples")
-    third = len(license_text) // 3
-    for k, name in enumerate(("a", "b", "c")):
-        (root / name).mkdir()
-        (root / name / "t.txt").write_text(license_text[k * third : k * third + 40_000], encoding="utf-8")
-    return root
-
-
 def test_counting_and_replay_agree_on_every_executor(
     three_categories: Path, small_bpe_tokenizer_json: Path
 ) -> None:

@@ -21,15 +21,10 @@ from mixinfer.simulate import SimulationSettings
 from mixinfer.strictload import DuplicateKeyError, json_loads, yaml_safe_load
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory, license_text: str) -> Path:
-    """Three small categories (the licence text cut three ways; enough pairs for an LP)."""
-    root = tmp_path_factory.mktemp("review-samples")
-    third = len(license_text) // 3
-    for i, cat in enumerate(("en", "de", "fr")):
-        (root / cat).mkdir()
-        (root / cat / "a.txt").write_text(license_text[i * third : (i + 1) * third], encoding="utf-8")
-    return root
+@pytest.fixture
+def samples(three_categories: Path) -> Path:
+    """Three small categories: en, de, fr (conftest)."""
+    return three_categories
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -40,6 +35,13 @@ def cli(*args: str) -> tuple[int, str, str]:
 def infer_args(tok: Path, samples: str | Path, tmp: Path, *extra: str) -> list[str]:
     return ["infer", str(tok), "--samples", str(samples), "--merges", "60", "--cache-dir", str(tmp / "c"),
             "-q", *extra]  # fmt: skip
+
+
+def audit_with_groups(tok: Path, samples: Path, groups: Path, text: str) -> tuple[int, str, str]:
+    """``audit --groups`` with a groups file holding ``text`` (CSV on stdout, no cache)."""
+    groups.write_text(text, encoding="utf-8")
+    return cli("audit", str(tok), "--samples", str(samples), "--merges", "60", "--groups", str(groups),
+               "--format", "csv", "--no-cache")  # fmt: skip
 
 
 # -- a key given twice ----------------------------------------------------------------------------------
@@ -77,10 +79,9 @@ def test_a_manifest_naming_a_category_twice_is_refused(
 def test_groups_and_truth_files_naming_a_key_twice_are_refused(
     small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
 ) -> None:
-    groups = tmp_path / "g.yaml"
-    groups.write_text("latin: [en, de]\nlatin: [fr]\n", encoding="utf-8")
-    code, _, err = cli("audit", str(small_bpe_tokenizer_json), "--samples", str(samples), "--merges", "60",
-                       "--groups", str(groups), "--format", "csv", "--no-cache", "-q")  # fmt: skip
+    code, _, err = audit_with_groups(
+        small_bpe_tokenizer_json, samples, tmp_path / "g.yaml", "latin: [en, de]\nlatin: [fr]\n"
+    )
     assert code == 2 and "'latin' is given twice (line 2)" in err, err
     truth = tmp_path / "t.json"
     truth.write_text('{"en": 0.5, "en": 0.5}', encoding="utf-8")
@@ -274,9 +275,8 @@ def test_a_merge_no_category_explains_reads_as_such() -> None:
 def test_audit_says_on_stderr_that_groups_name_absent_categories(
     small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
 ) -> None:
-    groups = tmp_path / "g.csv"
-    groups.write_text("en,English\nzz,Other\n", encoding="utf-8")
-    code, out, err = cli("audit", str(small_bpe_tokenizer_json), "--samples", str(samples), "--merges", "60",
-                         "--groups", str(groups), "--format", "csv", "--no-cache")  # fmt: skip
+    code, out, err = audit_with_groups(
+        small_bpe_tokenizer_json, samples, tmp_path / "g.csv", "en,English\nzz,Other\n"
+    )
     assert code == 0 and "--groups names categories not in the samples: zz" in err, err
     assert "zz" not in out
