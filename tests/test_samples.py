@@ -304,7 +304,10 @@ def test_public_names_stay_importable_from_mixinfer_samples() -> None:
     assert samples.Category is sources.Category and samples.iter_documents is sources.iter_documents
 
 
-def test_fingerprint_is_the_documented_hash_so_existing_caches_stay_valid(tmp_path: Path) -> None:
+def test_fingerprint_is_the_documented_hash(tmp_path: Path) -> None:
+    """Name, then per file: path in the category, size, mtime and the local stamp (device, inode,
+    inode change time; added so that new text with the same names, sizes and times is never
+    taken for the old, which made caches of earlier versions miss once)."""
     import hashlib
 
     write(tmp_path / "en" / "b.txt", "second")
@@ -313,5 +316,6 @@ def test_fingerprint_is_the_documented_hash_so_existing_caches_stay_valid(tmp_pa
     h = hashlib.sha256(b"en")
     for rel in ("b.txt", "sub/a.jsonl"):
         st = (tmp_path / "en" / rel).stat()
-        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        stamp = f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
+        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\0stamp={stamp}".encode())
     assert cat.fingerprint() == h.hexdigest()[:24]

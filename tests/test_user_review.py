@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,39 @@ def test_audit_says_on_stderr_that_groups_name_absent_categories(
     )
     assert code == 0 and "--groups names categories not in the samples: zz" in err, err
     assert "zz" not in out
+
+
+def test_new_text_with_the_same_names_sizes_and_times_is_not_taken_for_the_old(
+    small_bpe_tokenizer_json: Path, license_text: str, tmp_path: Path
+) -> None:
+    """Archives that fix file times (tar --mtime, reproducible builds) unpack new text of the
+    same size under the same names and times: the cache returned the old answer, exit 0."""
+    from mixinfer.sources import open_samples
+
+    third = len(license_text) // 3
+    versions = [license_text[:third], license_text[third : 2 * third]]
+    samples = tmp_path / "s"
+
+    def unpack(version: int) -> list[str]:
+        for cat, text in (("en", versions[version]), ("de", versions[1 - version][:20_000])):
+            (samples / cat).mkdir(parents=True, exist_ok=True)
+            path = samples / cat / "00000.txt"
+            path.unlink(missing_ok=True)
+            time.sleep(0.05)  # past the clock tick of the file system's timestamps
+            path.write_text(text[:20_000], encoding="utf-8")
+            os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+        return [c.fingerprint() for c in open_samples(str(samples)).categories()]
+
+    first = unpack(0)
+    assert unpack(0) != first  # unpacked again: another inode change time, so not trusted
+    second = unpack(1)
+    sizes = {p.stat().st_size for p in samples.rglob("*.txt")}
+    assert sizes == {20_000} and second != first
+    answers = []
+    for version in (0, 1):
+        unpack(version)
+        code, out, err = cli(*infer_args(small_bpe_tokenizer_json, samples, tmp_path, "-o", "-"))
+        assert code == 0, err
+        answers.append(json.loads(out)["proportions"])
+    code, out, err = cli(*infer_args(small_bpe_tokenizer_json, samples, tmp_path, "-o", "-", "--no-cache"))
+    assert answers[1] == json.loads(out)["proportions"] != answers[0]

@@ -115,6 +115,9 @@ class SampleFile:
         size: its size in bytes (before decompression).
         mtime_ns: its modification time.
         field: the JSONL field or Parquet column holding the text.
+        stamp: for a local file, its device, inode and inode change time (:func:`local_stamp`):
+            part of the cache identity, since size and modification time alone can repeat for
+            new text (archives that fix file times, fixed-size shards).
     """
 
     path: PurePath
@@ -122,6 +125,7 @@ class SampleFile:
     size: int
     mtime_ns: int
     field: str = "text"
+    stamp: str = ""
 
     @property
     def name(self) -> str:
@@ -153,11 +157,20 @@ class SampleFile:
         ident = f"\0{self.relpath}\0{self.size}\0{self.mtime_ns}"
         if self.field != "text":
             ident += f"\0field={self.field}"
+        if self.stamp:
+            ident += f"\0stamp={self.stamp}"
         return ident.encode("utf-8", "surrogateescape")
 
     def open_raw(self) -> BinaryIO:
         """The file's bytes as stored (still compressed); only a regular file is opened."""
         return open_regular_file(self.path)
+
+
+def local_stamp(st: os.stat_result) -> str:
+    """What tells a local file's content apart beyond its size and modification time: its device,
+    inode and inode change time. The change time is set by the system whenever the file is
+    written or replaced (unpacking an archive, copying), and cannot be set back like ``mtime``."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
 
 
 @dataclass
@@ -176,7 +189,7 @@ class Category:
     max_bytes: int | None = None
 
     def fingerprint(self) -> str:
-        """The cache identity: a hash of the name and every file's identity (path, size, mtime)."""
+        """The cache identity: a hash of the name and every file's identity (path, size, mtime, stamp)."""
         h = hashlib.sha256(self.name.encode("utf-8", "surrogateescape"))
         for f in self.files:
             h.update(f.identity())

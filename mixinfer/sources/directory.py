@@ -33,6 +33,7 @@ from mixinfer.sources.base import (
     display_path,
     file_kind_name,
     is_valid_name,
+    local_stamp,
 )
 
 EXPECTED = "*.txt, *.txt.gz, *.jsonl[.gz], *.parquet"
@@ -211,7 +212,7 @@ def walk_category(top: Path, name: str) -> Category:
         taken[ident] = shown_rel
         if not is_valid_name(relpath):
             skipped.append(f"{display_path(path)}: file name is not valid UTF-8 (shown escaped); read anyway")
-        files.append(SampleFile(path, shown_rel, st.st_size, st.st_mtime_ns))
+        files.append(SampleFile(path, shown_rel, st.st_size, st.st_mtime_ns, stamp=local_stamp(st)))
     return Category(name, files, skipped)
 
 

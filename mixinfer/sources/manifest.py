@@ -48,6 +48,7 @@ from mixinfer.sources.base import (
     SampleFile,
     display_path,
     file_kind_name,
+    local_stamp,
     open_regular_file,
 )
 from mixinfer.sources.directory import walk_category
@@ -278,7 +279,7 @@ def _relname(path: Path, base: Path) -> str:
 def _local_file(path: Path, st: os.stat_result, base: Path, field: str) -> SampleFile:
     rel = _relname(path, base)
     cls = LocalZstdFile if path.name.endswith(".zst") else SampleFile
-    return cls(path, rel, st.st_size, st.st_mtime_ns, field)
+    return cls(path, rel, st.st_size, st.st_mtime_ns, field, stamp=local_stamp(st))
 
 
 def _resolve_path(entry: SourceEntry, base: Path, at: str, name: str) -> tuple[list[SampleFile], list[str]]:
