@@ -8,6 +8,7 @@ are read through these instead. TOML needs nothing: ``tomllib`` already refuses 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -39,6 +40,14 @@ def yaml_safe_load(text: str) -> Any:
     """``yaml.safe_load`` that raises :class:`DuplicateKeyError` on a repeated key (needs PyYAML)."""
     import yaml
 
+    return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+@functools.cache
+def _unique_key_loader() -> Any:
+    """A ``yaml.SafeLoader`` subclass whose mappings refuse a repeated key (built once)."""
+    import yaml
+
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -57,4 +66,4 @@ def yaml_safe_load(text: str) -> Any:
         return loader.construct_mapping(node, deep=deep)
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return _Loader
