@@ -18,7 +18,8 @@ The full LP has (merges x pairs) rows. Two observations make it small:
 * "``theta_t >= x`` for every t in a range" is written exactly with a segment tree over the steps:
   a variable ``mu_N <= theta_t`` per tree node ``N`` (``mu_N <= mu_child`` for inner nodes), and
   one row ``mu_N + v_p - z_s >= 0`` (``z_s`` written out as ``sum_i alpha_i c[i, p, s]``) per
-  node of the range's canonical cover (at most 2 log2 T of them). The tree costs about 3T rows
+  node of the range's canonical cover (at most 2 log2 T of them). A leaf's ``mu`` is ``theta_t``
+  itself, written out, so a row at a leaf is the paper's constraint. The tree costs about 2T rows
   once; a whole segment then costs a few rows instead of one row per step, so the lazy loop no
   longer rediscovers the same pair step after step.
 
