@@ -182,11 +182,11 @@ def check_output(
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise errors.UsageError(f"--output {text}: {ancestor} is a file, not a folder")
-    from mixinfer.sources.manifest import local_inputs
+    from mixinfer.sources.manifest import folder_holding, local_inputs
 
     # The samples are inputs too: a manifest file, and every local path it names.
     read_files: list[str | os.PathLike[str]] = [given for given in inputs if given is not None]
-    read_folders: list[str | os.PathLike[str]] = []
+    read_folders: list[Path] = []
     for folder in folders:
         files, dirs = local_inputs(folder)
         read_files += files
@@ -197,13 +197,12 @@ def check_output(
                 f"--output {text} is an input of this run ({os.fspath(given)}); writing it would "
                 "destroy the input: choose another file name"
             )
-    resolved = path.resolve()
-    for folder in read_folders:
-        if resolved.is_relative_to(Path(folder).resolve()):
-            raise errors.UsageError(
-                f"--output {text} is inside the samples folder {os.fspath(folder)}; it would be read as "
-                "a sample next time: write it elsewhere"
-            )
+    folder = folder_holding(path, read_folders)
+    if folder is not None:
+        raise errors.UsageError(
+            f"--output {text} is inside the samples folder {os.fspath(folder)}; it would be read as "
+            "a sample next time: write it elsewhere"
+        )
     return path
 
 

@@ -52,7 +52,7 @@ from mixinfer.sources import (
     local_path,
     open_samples,
 )
-from mixinfer.sources.manifest import local_inputs
+from mixinfer.sources.manifest import folder_holding, local_inputs
 
 PULL_FORMAT = "mixinfer-pull/1"
 PART_TEXT_BYTES = 64_000_000
@@ -186,11 +186,10 @@ def pull_samples(
     """
     out = Path(output)
     _check_new_folder(out)
-    _, read = local_inputs(spec)
-    inside = [f for f in read if out.resolve().is_relative_to(f.resolve())]
-    if inside:
+    inside = folder_holding(out, local_inputs(spec)[1])
+    if inside is not None:
         raise UsageError(
-            f"--output {display_path(out)} is inside {display_path(inside[0])}, which this pull reads: "
+            f"--output {display_path(out)} is inside {display_path(inside)}, which this pull reads: "
             "the snapshot would be read as a sample category next time; choose a folder elsewhere"
         )
     source = open_samples(spec)

@@ -412,6 +412,12 @@ def _open(spec: str) -> ManifestSource:
 SOURCE_TYPES = (SourceType("manifest", _claims, _open, priority=15),)
 
 
+def folder_holding(path: Path, folders: list[Path]) -> Path | None:
+    """The first of ``folders`` that ``path`` is inside (links resolved), or ``None``."""
+    resolved = path.resolve()
+    return next((f for f in folders if resolved.is_relative_to(f.resolve())), None)
+
+
 def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[Path]]:
     """The local files and folders that samples ``spec`` reads: ``(files, folders)``.
 
@@ -440,12 +446,11 @@ def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[
         manifest = load_manifest(where)
     except MixinferError:
         return files, folders
-    for spec_ in manifest.categories:
-        for entry in spec_.sources:
+    for category in manifest.categories:
+        for entry in category.sources:
             if entry.path is None:
                 continue
-            parts = Path(entry.path).parts
-            fixed = [p for p in itertools.takewhile(lambda p: not _GLOB.search(p), parts)]
+            fixed = list(itertools.takewhile(lambda p: not _GLOB.search(p), Path(entry.path).parts))
             root = manifest.base / Path(*fixed) if fixed else manifest.base
             try:
                 if root.is_dir():
