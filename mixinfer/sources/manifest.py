@@ -421,8 +421,8 @@ def folder_holding(path: Path, folders: list[Path]) -> Path | None:
 def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[Path]]:
     """The local files and folders that samples ``spec`` reads: ``(files, folders)``.
 
-    A folder of samples is itself; a manifest is its own file plus every local ``path`` it
-    names (a glob up to its first wildcard). Used to refuse an output written over or inside
+    A folder of samples is itself; a manifest is its own file plus every local ``path`` and
+    ``file://`` ``url`` it names (a glob up to its first wildcard). Used to refuse an output written over or inside
     what is read (it would destroy a manifest, or be read as a sample by the next run). Never
     raises: a manifest that cannot be read yields just its file, and the run reports why.
     """
@@ -448,9 +448,12 @@ def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[
         return files, folders
     for category in manifest.categories:
         for entry in category.sources:
-            if entry.path is None:
+            # A file:// URL is read from this machine like a path: an output inside it would be
+            # read back as a sample just the same.
+            named = entry.path if entry.url is None else local_path(entry.url)
+            if named is None:
                 continue
-            fixed = list(itertools.takewhile(lambda p: not _GLOB.search(p), Path(entry.path).parts))
+            fixed = list(itertools.takewhile(lambda p: not _GLOB.search(p), Path(named).parts))
             root = manifest.base / Path(*fixed) if fixed else manifest.base
             try:
                 if root.is_dir():
