@@ -27,7 +27,6 @@ from pathlib import Path
 from mixinfer.errors import SamplesError
 from mixinfer.sources import SourceType, local_path
 from mixinfer.sources.base import (
-    SUFFIXES,
     Category,
     SampleFile,
     display_path,
@@ -35,8 +34,11 @@ from mixinfer.sources.base import (
     is_valid_name,
     local_stamp,
 )
+from mixinfer.sources.remote import ALL_SUFFIXES, LocalZstdFile
 
-EXPECTED = "*.txt, *.txt.gz, *.jsonl[.gz], *.parquet"
+# Every file type a manifest's path or URL takes (zstd included): one folder read as --samples
+# DIR or through a manifest must give the same files.
+EXPECTED = "*.txt, *.txt.gz, *.txt.zst, *.jsonl[.gz|.zst], *.parquet"
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,8 @@ def walk_category(top: Path, name: str) -> Category:
                 skipped.append(
                     f"{shown}: {file_kind_name(st.st_mode)}, not a regular file; skipped (never opened)"
                 )
-            elif not entry.name.endswith(SUFFIXES):
-                skipped.append(f"{shown}: not a sample file type (expected {', '.join(SUFFIXES)})")
+            elif not entry.name.endswith(ALL_SUFFIXES):
+                skipped.append(f"{shown}: not a sample file type (expected {', '.join(ALL_SUFFIXES)})")
             else:
                 found.append((relpath, path, st))
 
@@ -212,7 +214,8 @@ def walk_category(top: Path, name: str) -> Category:
         taken[ident] = shown_rel
         if not is_valid_name(relpath):
             skipped.append(f"{display_path(path)}: file name is not valid UTF-8 (shown escaped); read anyway")
-        files.append(SampleFile(path, shown_rel, st.st_size, st.st_mtime_ns, stamp=local_stamp(st)))
+        cls = LocalZstdFile if relpath.endswith(".zst") else SampleFile
+        files.append(cls(path, shown_rel, st.st_size, st.st_mtime_ns, stamp=local_stamp(st)))
     return Category(name, files, skipped)
 
 

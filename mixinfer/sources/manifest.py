@@ -422,9 +422,10 @@ def local_inputs(spec: str | os.PathLike[str] | None) -> tuple[list[Path], list[
     """The local files and folders that samples ``spec`` reads: ``(files, folders)``.
 
     A folder of samples is itself; a manifest is its own file plus every local ``path`` and
-    ``file://`` ``url`` it names (a glob up to its first wildcard). Used to refuse an output written over or inside
-    what is read (it would destroy a manifest, or be read as a sample by the next run). Never
-    raises: a manifest that cannot be read yields just its file, and the run reports why.
+    ``file://`` ``url`` it names (a glob up to its first wildcard). Used to refuse an output
+    written over or inside what is read (it would destroy a manifest, or be read as a sample by
+    the next run). Never raises: a manifest that cannot be read yields just its file, and the run
+    reports why.
     """
     if spec is None:
         return [], []
