@@ -7,15 +7,18 @@ only when a picture is drawn, with the non-interactive ``Agg`` backend.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import secrets
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mixinfer.errors import MissingDependencyError, UsageError
 from mixinfer.groups import DEFAULT_GROUPS, group_categories, group_order, load_groups
+from mixinfer.report import write_special
 
 FORMATS = (".png", ".svg", ".pdf")
 WHISKER_MIN = 0.005
@@ -106,7 +109,14 @@ def _save_atomic(fig: Any, path: Path) -> None:
     The temporary file is created with mode 0666 so the umask applies, as for any new file (not
     the 0600 of ``tempfile.mkstemp``); its name is short, so a long target name still fits.
     """
+    fmt = path.suffix[1:].lower()
     try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            # A device or a pipe is written to, never replaced (see report.write_special).
+            buffer = io.BytesIO()
+            fig.savefig(buffer, dpi=150, bbox_inches="tight", format=fmt)
+            write_special(path, buffer.getvalue())
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".mixinfer-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -114,7 +124,7 @@ def _save_atomic(fig: Any, path: Path) -> None:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, dpi=150, bbox_inches="tight", format=path.suffix[1:].lower())
+            fig.savefig(fh, dpi=150, bbox_inches="tight", format=fmt)
         os.replace(tmp, path)
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None

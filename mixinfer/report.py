@@ -275,6 +275,20 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "--output") -
     return target
 
 
+def write_special(target: Path, data: bytes, what: str = "--output") -> None:
+    """Write ``data`` into an existing device or pipe ``target`` (opened as is, never created)."""
+    try:
+        fd = os.open(target, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _output_error(exc, target, what) from exc
+
+
 def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--output") -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file, so no partial file is ever left.
 
@@ -282,7 +296,8 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
     umask (not mkstemp's 0600). Every condition the user can cause is a :class:`UsageError`
     (exit 2) naming ``what`` (the option) and the path: an empty path, a directory, a path under
     a regular file, a name over the file system's limit, no permission, a full disk (the
-    temporary file is removed and an existing file at ``path`` is left as it was).
+    temporary file is removed and an existing file at ``path`` is left as it was). An existing
+    device or pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written to directly.
     """
     target = check_output_path(path, what=what)
     data = text.encode("utf-8")
@@ -291,7 +306,12 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
         existing = target.stat() if target.exists() else None
     except OSError as exc:
         raise _output_error(exc, target, what) from exc
-    mode = stat.S_IMODE(existing.st_mode) if existing is not None and stat.S_ISREG(existing.st_mode) else None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        # A device or a pipe (/dev/null, /dev/stdout, a FIFO) is written to, never replaced:
+        # renaming a file over it would, for root, turn /dev/null into a regular file.
+        write_special(target, data, what)
+        return
+    mode = stat.S_IMODE(existing.st_mode) if existing is not None else None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     # A short, random sibling name: the target's own name may already be near the length limit.
     tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"

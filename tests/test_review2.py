@@ -4,6 +4,9 @@ samples, one folder read two ways, stale warnings from the cache), each pinned d
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 import shutil
 from pathlib import Path
 
@@ -45,3 +48,67 @@ def test_outputs_may_not_land_in_a_folder_a_manifest_names_by_file_url(
     with pytest.raises(errors.UsageError, match="inside .* which this pull reads"):
         pull_samples(str(manifest), samples / "en" / "snap", max_bytes=20_000)
     assert sorted(p.name for p in (samples / "en").iterdir()) == ["t.txt"]
+
+
+def test_a_folder_reads_the_same_files_as_a_directory_or_through_a_manifest(
+    samples: Path, tmp_path: Path
+) -> None:
+    """``--samples DIR`` and a manifest ``path: DIR`` skipped ``.zst`` files that a ``url:`` or a
+    glob read: one folder, two answers, both with exit 0."""
+    zstandard = pytest.importorskip("zstandard")
+    from mixinfer.sources import iter_documents, open_samples
+
+    (samples / "en" / "more.txt.zst").write_bytes(zstandard.ZstdCompressor().compress(b"zstd text " * 300))
+    by_path = tmp_path / "path.json"
+    by_path.write_text(json.dumps({"categories": {"en": {"sources": [{"path": str(samples / "en")}]}}}))
+    by_url = tmp_path / "url.json"
+    by_url.write_text(json.dumps({"categories": {"en": {"sources": [{"url": (samples / "en").as_uri()}]}}}))
+
+    def read(spec: Path) -> list[str]:
+        (en,) = [c for c in open_samples(str(spec)).categories() if c.name == "en"]
+        assert not any("not a sample file type" in s for s in en.skipped), en.skipped
+        return list(iter_documents(en))
+
+    docs = read(samples)
+    assert len(docs) == 2 and "zstd text " * 300 in docs
+    assert read(by_path) == read(by_url) == docs
+
+
+def _read_fifo(fifo: Path, into: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        with open(fifo, "rb") as fh:
+            into.append(fh.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_an_output_that_is_a_pipe_or_device_is_written_to_not_replaced(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """The atomic write renamed a file over it: run as root, ``-o /dev/null`` turned /dev/null
+    into a regular file for the whole machine."""
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _read_fifo(fifo, got)
+    code, _, err = cli(*infer_args(small_bpe_tokenizer_json, samples, tmp_path, "-o", str(fifo)))
+    reader.join(10)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(got[0])["proportions"].keys() == {"en", "de", "fr"}
+    # The picture too.
+    pytest.importorskip("matplotlib")
+    report = tmp_path / "r.csv"
+    code, _, err = cli("audit", str(small_bpe_tokenizer_json), "--samples", str(samples), "--merges", "60",
+                       "--no-cache", "-q", "-o", str(report))  # fmt: skip
+    assert code == 0, err
+    picture = tmp_path / "p.png"
+    os.mkfifo(picture)
+    reader = _read_fifo(picture, got)
+    code, _, err = cli("plot", str(report), "-o", str(picture))
+    reader.join(10)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(picture).st_mode) and got[1].startswith(b"\x89PNG")
