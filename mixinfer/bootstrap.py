@@ -1,16 +1,17 @@
 """How sure is the answer: a bootstrap over documents, made cheap by linearity.
 
-A document is the resampling unit (words within one are correlated). Each category's documents
-are dealt, in reading order, into ``K`` blocks (document ``i`` to block ``i mod K``; ``K`` is at most
-the number of documents). A replicate draws ``K`` blocks with replacement per category; since a
-trace is linear in the word counts, the replicate's trace is the multiplicity-weighted sum of the
-block traces (:func:`mixinfer.replay.sum_traces`), and all block traces come from one replay per
-category (:func:`mixinfer.replay.replay_blocks`). Each replicate's LP has the full sample's pairs
-and segments (zero counts kept), so with HiGHS it is solved from the rows and basis of the full
-sample's optimum (:meth:`mixinfer.solver.HighsBackend.retarget`), not from scratch. Replicates are
-jobs on an executor: each worker solves the full sample's LP once (its initializer), then each of
-its replicates from that optimum, so the answer does not depend on the executor. The reported
-interval is the calibrated basic interval of :func:`calibrated_intervals`. Draws come from
+A document is the resampling unit (words within one are correlated). Each category's documents are
+dealt, in reading order, into ``K`` blocks (document ``i`` to block ``i mod K``); a category of
+fewer than ``K`` documents is cut into ``K`` runs of consecutive lines instead. A replicate draws
+``K`` blocks with replacement per category; since a trace is linear in the word counts, the
+replicate's trace is the multiplicity-weighted sum of the block traces
+(:func:`mixinfer.replay.sum_traces`), and all block traces come from one replay per category
+(:func:`mixinfer.replay.replay_blocks`). Each replicate's LP has the full sample's pairs and
+segments (zero counts kept), so with HiGHS it is solved from the rows and basis of the full sample's
+optimum (:meth:`mixinfer.solver.HighsBackend.retarget`), not from scratch. Replicates are jobs on an
+executor: each worker solves the full sample's LP once (its initializer), then each of its
+replicates from that optimum, so the answer does not depend on the executor. The reported interval
+is the calibrated basic interval of :func:`calibrated_intervals`. Draws come from
 ``numpy.random.default_rng([seed, replicate])``: the same seed gives the same intervals.
 """
 
@@ -42,14 +43,24 @@ DEFAULT_BLOCKS = 32
 documents, few enough for the block replay to cost little more than one replay."""
 
 
+MIN_BLOCKS = 8
+"""Below this many blocks a category's interval understates its uncertainty: a warning says so
+(with one block, every replicate draws the same text and the interval has no width at all)."""
+
+
 @dataclass(frozen=True)
 class Blocks:
-    """One category's documents dealt into blocks: each block's words and bytes."""
+    """One category's documents dealt into blocks: each block's words and bytes.
+
+    ``cut``: the category held fewer documents than blocks, so its text was cut into runs of
+    consecutive lines instead (see :func:`count_blocks`).
+    """
 
     category: str
     words: list[dict[bytes, int]]
     bytes: np.ndarray
     documents: int
+    cut: bool = False
 
 
 def _split_lines(text: str) -> list[str]:
@@ -70,13 +81,38 @@ def count_blocks(
     falls on the same byte either way, so the blocks hold exactly the counted text.
     """
     docs = list(iter_documents(category, max_bytes=max_bytes, unit="document", stats=ReadStats()))
-    k = max(1, min(blocks, len(docs)))
-    groups: list[list[str]] = [[] for _ in range(k)]
-    for i, doc in enumerate(docs):
-        groups[i % k].extend(_split_lines(doc) if unit == "line" else [doc])
+    if len(docs) >= blocks:
+        groups: list[list[str]] = [[] for _ in range(blocks)]
+        for i, doc in enumerate(docs):
+            groups[i % blocks].extend(_split_lines(doc) if unit == "line" else [doc])
+        cut = False
+    else:
+        groups = _runs_of_lines(docs, blocks)
+        cut = True
     words = [count_documents(g, pretok) for g in groups]
     sizes = np.array([sum(len(u.encode("utf-8")) for u in g) for g in groups], dtype=np.int64)
-    return Blocks(category.name, words, sizes, len(docs))
+    return Blocks(category.name, words, sizes, len(docs), cut)
+
+
+def _runs_of_lines(docs: list[str], blocks: int) -> list[list[str]]:
+    """Up to ``blocks`` runs of consecutive lines of ``docs``, of about equal bytes.
+
+    A category of one large document (one ``.txt`` per category is common) used to make one
+    block: every replicate drew the same text and its interval had no width. Runs of consecutive
+    lines keep most of the correlation between neighbouring words inside one unit, as documents
+    do. Each run is counted as one text per line, as ``unit="line"`` counts, so only words that
+    would span a line break are counted differently: at most one per line.
+    """
+    lines = [line for doc in docs for line in _split_lines(doc)]
+    if not lines:
+        return [[]]
+    k = min(blocks, len(lines))
+    sizes = np.fromiter((len(line.encode("utf-8")) for line in lines), dtype=np.int64, count=len(lines))
+    # Cut where the running total of bytes passes each k-th of the whole.
+    ends = np.cumsum(sizes)
+    bounds = np.searchsorted(ends, ends[-1] * np.arange(1, k) / k, side="left") + 1
+    cuts = [0, *sorted(set(int(b) for b in bounds if 0 < b < len(lines))), len(lines)]
+    return [lines[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
 @dataclass
@@ -101,10 +137,52 @@ class BootstrapResult:
     proportions: np.ndarray
     statuses: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cut: list[str] = field(default_factory=list)
 
-    def around(self, estimate: dict[str, float]) -> dict[str, tuple[float, float]]:
-        """The reported intervals for the full-sample ``estimate`` (:func:`calibrated_intervals`)."""
-        return calibrated_intervals(list(self.blocks), self.proportions, estimate, self.confidence)
+    @property
+    def optimal(self) -> int:
+        """How many replicates' LPs reached their optimum (the others hit the time limit)."""
+        return sum(s == "optimal" for s in self.statuses)
+
+    def around(self, estimate: dict[str, float]) -> dict[str, tuple[float, float]] | None:
+        """The reported intervals for the full-sample ``estimate`` (:func:`calibrated_intervals`),
+        from the replicates that reached their optimum; ``None`` when fewer than two did (a
+        replicate stopped by the time limit is not a draw of the estimator)."""
+        keep = np.array([s == "optimal" for s in self.statuses], dtype=bool)
+        if len(self.statuses) != len(self.proportions) or keep.sum() < 2:
+            return None
+        return calibrated_intervals(list(self.blocks), self.proportions[keep], estimate, self.confidence)
+
+    def warnings(self) -> list[str]:
+        """What makes the intervals less trustworthy than their confidence says."""
+        out = []
+        if self.optimal < self.replicates:
+            out.append(
+                f"only {self.optimal} of {self.replicates} bootstrap replicates reached their optimum "
+                f"before the time limit; "
+                + ("the intervals come from those alone" if self.optimal >= 2 else "there are no intervals")
+                + ": raise --time-limit (or drop it) for trustworthy intervals"
+            )
+        few = [f"{c} ({k})" for c, k in self.blocks.items() if k < MIN_BLOCKS]
+        if few:
+            out.append(
+                f"the bootstrap had fewer than {MIN_BLOCKS} blocks of text to resample in "
+                f"{len(few)} categor{'y' if len(few) == 1 else 'ies'}: {', '.join(few[:10])}"
+                f"{', ...' if len(few) > 10 else ''}; their intervals understate the uncertainty "
+                f"(one block gives none at all): give them more documents or lines of text"
+            )
+        return out
+
+    def notes(self) -> list[str]:
+        """How the resampling units were made where documents were too few."""
+        if not self.cut:
+            return []
+        which = ", ".join(self.cut[:10]) + (", ..." if len(self.cut) > 10 else "")
+        return [
+            f"the bootstrap cut {len(self.cut)} categor{'y' if len(self.cut) == 1 else 'ies'} with fewer "
+            f"than {DEFAULT_BLOCKS} documents ({which}) into runs of consecutive lines, resampled as "
+            "documents are"
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The ``bootstrap`` object of the JSON result."""
@@ -115,7 +193,8 @@ class BootstrapResult:
             "seed": self.seed,
             "interval": f"basic bootstrap, half-width x{WIDEN:g} (calibrated on simulations)",
             "blocks": self.blocks,
-            "optimal": sum(s == "optimal" for s in self.statuses),
+            "cut_into_lines": self.cut,
+            "optimal": self.optimal,
             "seconds": self.seconds,
         }
 
@@ -329,4 +408,5 @@ def bootstrap(
         out,
         statuses,
         time.monotonic() - t0,
+        [b.category for b in blocks if b.cut],
     )

@@ -162,4 +162,5 @@ def bootstrap_key(solution: str, replicates: int, seed: int, blocks: int) -> str
 
     The confidence level is not part of it: intervals are recomputed from the stored replicates.
     """
-    return make_key("bootstrap", solution, replicates, seed, blocks)
+    # "runs-of-lines": categories of fewer documents than blocks are cut into runs of lines.
+    return make_key("bootstrap", solution, replicates, seed, blocks, "runs-of-lines")

@@ -614,6 +614,7 @@ def bootstrap(
             samples,
             list(meta["statuses"]),
             float(meta["seconds"]),
+            list(meta.get("cut", [])),
         )
     # Built once: the background blocks built it already.
     table = pending.table if pending is not None else TokenTable.build(prepared.tok)
@@ -648,6 +649,7 @@ def bootstrap(
             warm=warm,
         )
     meta = {"blocks": result.blocks, "statuses": result.statuses, "seconds": result.seconds}
+    meta["cut"] = result.cut
     runtime.cache.store("bootstrap", key, {"proportions": result.proportions}, meta)
     return result
 
@@ -708,6 +710,8 @@ def report(
     warnings = list(solution.warnings) + list(solution.diagnostics.get("warnings", []))
     warnings += list(getattr(prepared.cleaning, "warnings", []))
     warnings += list(known.warnings)
+    if boot is not None:
+        warnings += boot.warnings()
     if known.proportions:
         unsampled = sorted(c for c in known.proportions if c not in solution.proportions)
         if unsampled:
@@ -734,7 +738,7 @@ def report(
         unit=options.unit,
         max_bytes=options.max_bytes,
         start_merge=prepared.start_merge,
-        notes=[*prepared.notes, *solution.notes],
+        notes=[*prepared.notes, *solution.notes, *([] if boot is None else boot.notes())],
         warnings=warnings,
         truth=known.proportions,
         truth_source=known.source,

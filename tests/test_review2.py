@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import threading
-import shutil
 from pathlib import Path
 
 import pytest
@@ -112,3 +112,63 @@ def test_an_output_that_is_a_pipe_or_device_is_written_to_not_replaced(
     reader.join(10)
     assert code == 0, err
     assert stat.S_ISFIFO(os.stat(picture).st_mode) and got[1].startswith(b"\x89PNG")
+
+
+# -- the bootstrap ---------------------------------------------------------------------------------------
+
+
+def test_one_document_per_category_is_cut_into_runs_of_lines_for_the_bootstrap(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """One ``.txt`` per category made one block: every replicate drew the same text and the
+    intervals had no width (exit 0, no warning)."""
+    code, out, err = cli(*infer_args(small_bpe_tokenizer_json, samples, tmp_path, "--bootstrap", "6",
+                                     "--format", "json"))  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["bootstrap"]["blocks"] == {"de": 32, "en": 32, "fr": 32}
+    assert result["bootstrap"]["cut_into_lines"] == ["de", "en", "fr"]
+    assert any("runs of consecutive lines" in n for n in result["notes"])
+    widths = [high - low for low, high in result["intervals"].values()]
+    assert max(widths) > 0.01, result["intervals"]
+    # A category of a single line cannot be cut: a warning says its interval means little.
+    (samples / "fr" / "t.txt").write_text(" ".join(["un deux trois"] * 3000), encoding="utf-8")
+    code, out, err = cli(*infer_args(small_bpe_tokenizer_json, samples, tmp_path, "--bootstrap", "6",
+                                     "--format", "json"))  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["bootstrap"]["blocks"]["fr"] == 1
+    assert any("fewer than 8 blocks" in w and "fr (1)" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_runs_of_lines_keep_every_line_in_order() -> None:
+    from mixinfer.bootstrap import _runs_of_lines
+
+    docs = ["".join(f"line {i} of doc {d}\n" for i in range(50)) for d in range(3)]
+    runs = _runs_of_lines(docs, 32)
+    assert len(runs) == 32
+    assert "".join(line for run in runs for line in run) == "".join(docs)
+    sizes = [sum(len(line) for line in run) for run in runs]
+    assert max(sizes) <= 2 * min(sizes)
+    assert _runs_of_lines(["one line only"], 32) == [["one line only"]]
+
+
+def test_intervals_come_only_from_replicates_that_reached_their_optimum() -> None:
+    """Replicates stopped by the time limit gave intervals as if they were draws (exit 0)."""
+    import numpy as np
+
+    from mixinfer.bootstrap import BootstrapResult, calibrated_intervals
+
+    draws = np.array([[0.5, 0.5], [0.6, 0.4], [0.4, 0.6], [0.9, 0.1]])
+    blocks = {"en": 32, "de": 32}
+    boot = BootstrapResult(4, 0.9, 0, blocks, draws, ["optimal", "optimal", "optimal", "time_limit"])
+    assert boot.optimal == 3
+    estimate = {"en": 0.5, "de": 0.5}
+    # The stopped replicate (0.9) is not a draw of the estimator.
+    assert boot.around(estimate) == calibrated_intervals(["en", "de"], draws[:3], estimate, 0.9)
+    assert boot.around(estimate) != calibrated_intervals(["en", "de"], draws, estimate, 0.9)
+    assert any("only 3 of 4 bootstrap replicates" in w for w in boot.warnings())
+    stopped = BootstrapResult(4, 0.9, 0, blocks, draws, ["time_limit"] * 4)
+    assert stopped.around(estimate) is None
+    assert any("there are no intervals" in w for w in stopped.warnings())
+    assert BootstrapResult(4, 0.9, 0, blocks, draws, ["optimal"] * 4).warnings() == []
