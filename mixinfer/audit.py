@@ -424,7 +424,9 @@ def _audit(
         """The bootstrap and the report of tokenizer ``i``, from its LP's solution."""
         boot = stages.bootstrap(categories, later.words, prepared[i], options, later.runtime)
         later.timer.lap("bootstrap")
-        result = stages.report(prepared[i], solution, options, stages.Truth(), later.timer.done(), boot)
+        result = stages.report(
+            prepared[i], solution, options, stages.Truth(), later.timer.done(), boot, categories
+        )
         return AuditEntry(
             labels[i], _source_text(specs[i].source), result=result, seconds=later.timer.seconds["total"]
         )

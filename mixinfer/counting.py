@@ -124,7 +124,8 @@ class WordCounts:
         words: pretoken as raw bytes -> count.
         bytes: UTF-8 bytes of sample text read (before normalisation): the unit of proportions.
         documents: text units read (documents or lines, see ``--unit``).
-        warnings: problems found while reading (invalid UTF-8, skipped files).
+        warnings: problems found while reading the text (invalid UTF-8, over-long records); what
+            the walk of the samples skipped is in :attr:`Category.skipped`.
     """
 
     category: str
@@ -385,8 +386,13 @@ def count_words(
     todo: list[int] = []
     for i, cat in enumerate(categories):
         hit = cache.load("words", count_key(cat, pretok, max_bytes, unit))
-        if hit is not None:
-            results[i] = WordCounts.from_arrays(cat.name, *hit)
+        # The stored warnings are those of reading the text. What the walk of the folder skipped
+        # (links gone, files of other types) belongs to each run and is reported from its own
+        # walk (stages.report), never from the cache. An entry from before "read_warnings" mixed
+        # the two and is counted again (same key: the traces and solutions stored stay valid).
+        if hit is not None and "read_warnings" in hit[1]:
+            arrays, meta = hit
+            results[i] = WordCounts.from_arrays(cat.name, arrays, {**meta, "warnings": meta["read_warnings"]})
         else:
             todo.append(i)
     total = estimate_bytes([categories[i] for i in todo], max_bytes)
@@ -440,13 +446,13 @@ def count_words(
                 f"category '{cat.name}' has no readable text (files: {len(cat.files)}, all empty, "
                 f"binary or unreadable); add text or remove {display_path(cat.files[0].path.parent)}"
             )
-        wc = WordCounts(cat.name, partial.pop(i), st.bytes, st.documents, st.warnings + cat.skipped)
+        wc = WordCounts(cat.name, partial.pop(i), st.bytes, st.documents, list(st.warnings))
         if cache.enabled:
             cache.store(
                 "words",
                 count_key(cat, pretok, max_bytes, unit),
                 wc.to_arrays(),
-                {"bytes": wc.bytes, "documents": wc.documents, "warnings": wc.warnings},
+                {"bytes": wc.bytes, "documents": wc.documents, "read_warnings": st.warnings},
             )
         results[i] = wc
     progress(Progress("count", total, total, "bytes"))

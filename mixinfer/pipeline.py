@@ -59,7 +59,7 @@ def run(
     finally:
         if pending is not None:
             pending.close()
-    return stages.report(prepared, solution, options, known, timer.done(), boot)
+    return stages.report(prepared, solution, options, known, timer.done(), boot, categories)
 
 
 def infer(

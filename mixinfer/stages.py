@@ -704,10 +704,19 @@ def report(
     known: Truth,
     timing: dict[str, float],
     boot: BootstrapResult | None = None,
+    categories: Sequence[Category] = (),
 ) -> InferenceResult:
-    """Stage 7: the typed result (with intervals when the bootstrap ran)."""
+    """Stage 7: the typed result (with intervals when the bootstrap ran).
+
+    ``categories``: this run's samples, whose walk's warnings (files skipped) lead the list: they
+    come from this run even when the solution came from the cache.
+    """
     tok = prepared.tok
-    warnings = list(solution.warnings) + list(solution.diagnostics.get("warnings", []))
+    walked = [w for c in categories for w in c.skipped]
+    seen = set(walked)
+    # A solution stored before the walk's warnings were kept apart holds them too: not twice.
+    warnings = walked + [w for w in solution.warnings if w not in seen]
+    warnings += list(solution.diagnostics.get("warnings", []))
     warnings += list(getattr(prepared.cleaning, "warnings", []))
     warnings += list(known.warnings)
     if boot is not None:

@@ -172,3 +172,22 @@ def test_intervals_come_only_from_replicates_that_reached_their_optimum() -> Non
     assert stopped.around(estimate) is None
     assert any("there are no intervals" in w for w in stopped.warnings())
     assert BootstrapResult(4, 0.9, 0, blocks, draws, ["optimal"] * 4).warnings() == []
+
+
+def test_warnings_about_skipped_files_come_from_this_run_not_the_cache(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """A cached run repeated the skipped-file warnings of the run that filled the cache: a link
+    gone since was still reported, a new broken one was not."""
+    args = infer_args(small_bpe_tokenizer_json, samples, tmp_path, "--format", "json")
+
+    def warned() -> list[str]:
+        code, out, err = cli(*args)
+        assert code == 0, err
+        return [w for w in json.loads(out)["warnings"] if "gone.txt" in w]
+
+    assert warned() == []  # fills the cache
+    (samples / "en" / "gone.txt").symlink_to(tmp_path / "nowhere")
+    assert len(warned()) == 1  # the cached answer, this run's warning
+    (samples / "en" / "gone.txt").unlink()
+    assert warned() == []
