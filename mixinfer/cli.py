@@ -241,7 +241,7 @@ MergesOpt = Annotated[int, typer.Option("--merges", help="Leading merges to use 
 MaxBytesOpt = Annotated[
     str | None,
     typer.Option(
-        "--max-bytes", help="Per-category byte budget, e.g. 5MB.", show_default="all of each sample"
+        "--max-bytes", help="Per-category byte budget, e.g. 5MB.", show_default="1GB: all of a smaller sample"
     ),
 ]
 SolverOpt = Annotated[str, typer.Option("--solver", help="auto | highs | cbc | pulp:NAME (any PuLP solver).")]

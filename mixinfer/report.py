@@ -346,7 +346,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_truth(path: str | os.PathLike[str], *, implicit: bool = False) -> dict[str, float]:
+def read_truth(
+    path: str | os.PathLike[str], *, implicit: bool = False, notes: list[str] | None = None
+) -> dict[str, float]:
     """Read a true mixture: JSON ``{"proportions": {category: share}}`` or a flat mapping.
 
     Shares must be finite, non-negative numbers, not all zero; they are normalised to sum
@@ -378,15 +380,19 @@ def read_truth(path: str | os.PathLike[str], *, implicit: bool = False) -> dict[
     except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
         raise UsageError(f"{label} is not a readable UTF-8 JSON file ({exc}); {fix}") from exc
     props = data.get("proportions", data) if isinstance(data, dict) else None
-    return validate_truth(props, label=label, fix=fix)
+    return validate_truth(props, label=label, fix=fix, notes=notes)
 
 
-def validate_truth(props: Any, *, label: str = "truth", fix: str = "fix the mixture") -> dict[str, float]:
+def validate_truth(
+    props: Any, *, label: str = "truth", fix: str = "fix the mixture", notes: list[str] | None = None
+) -> dict[str, float]:
     """Check a true mixture (category -> share) and normalise it to sum to 1.
 
     Shares must be finite, non-negative numbers (not booleans), not all zero;
     names non-empty strings. Raises :class:`UsageError` starting with ``label`` and ending with
-    ``fix`` (for a mapping given to :func:`mixinfer.infer` as ``truth=``, the defaults).
+    ``fix`` (for a mapping given to :func:`mixinfer.infer` as ``truth=``, the defaults). Shares
+    are scaled to sum to 1; ``notes`` (when given) gets a line when fractions miss 1 (sum
+    between 0.5 and 2), which looks like a typo.
     """
     if not isinstance(props, dict) or not props:
         raise UsageError(f'{label} must be JSON like {{"proportions": {{"en": 0.6, "code": 0.4}}}}; {fix}')
@@ -412,4 +418,8 @@ def validate_truth(props: Any, *, label: str = "truth", fix: str = "fix the mixt
     if not math.isfinite(total):  # finite shares whose sum overflows: scale them down first
         truth = {k: v / largest for k, v in truth.items()}
         total = sum(truth.values())
+    elif notes is not None and 0.5 < total < 2 and abs(total - 1) > 1e-3:
+        # Percentages and byte counts are scaled without a word; fractions that miss 1 look
+        # like a typo, so the user hears of it.
+        notes.append(f"{label} sums to {total:.6g}, not 1: its shares were scaled to sum to 1; check them")
     return {k: v / total for k, v in truth.items()}

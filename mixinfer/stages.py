@@ -36,7 +36,7 @@ from mixinfer.pretokenizers import Pretokenizer, preset
 from mixinfer.progress import Progress, ProgressCallback
 from mixinfer.replay import TokenTable, Trace, build_traces
 from mixinfer.report import CategoryStats, InferenceResult, read_truth, validate_truth
-from mixinfer.samples import Category
+from mixinfer.samples import DEFAULT_MAX_BYTES, Category
 from mixinfer.solver import LPDetails, MixtureLP, snapshot_state
 from mixinfer.sources import open_samples
 from mixinfer.tokenizer import BPETokenizer, load_tokenizer
@@ -682,17 +682,18 @@ def find_truth(tokenizer_source: str) -> Path | None:
 def truth(given: str | os.PathLike[str] | dict[str, float] | None, tokenizer: TokenizerSource) -> Truth:
     """The true mixture: ``given`` (a mapping or a JSON file), else a ``truth.json`` beside the
     tokenizer. A malformed ``given`` is an error; a malformed implicit file is only a warning."""
+    notes: list[str] = []
     if isinstance(given, dict):
-        return Truth(validate_truth(given, label="the truth mapping"), "given")
+        return Truth(validate_truth(given, label="the truth mapping", notes=notes), "given", tuple(notes))
     if given is not None:
-        return Truth(read_truth(given), str(given))
+        return Truth(read_truth(given, notes=notes), str(given), tuple(notes))
     if isinstance(tokenizer, BPETokenizer):
         return Truth()
     found = find_truth(os.fspath(tokenizer))
     if found is None:
         return Truth()
     try:
-        return Truth(read_truth(found, implicit=True), str(found))
+        return Truth(read_truth(found, implicit=True, notes=notes), str(found), tuple(notes))
     except MixinferError as exc:
         return Truth(warnings=(f"{exc}; it was ignored",))
 
@@ -719,6 +720,16 @@ def report(
     warnings += list(solution.diagnostics.get("warnings", []))
     warnings += list(getattr(prepared.cleaning, "warnings", []))
     warnings += list(known.warnings)
+    if options.max_bytes == DEFAULT_MAX_BYTES:
+        # The default budget reads "all" of any sample this machine can hold; a larger one is
+        # cut there, which the user did not ask for (the budget ends at a character boundary).
+        capped = sorted(n for n, st in solution.samples.items() if st.bytes > DEFAULT_MAX_BYTES - 4)
+        if capped:
+            warnings.append(
+                f"{len(capped)} categor{'y was' if len(capped) == 1 else 'ies were'} read only up to the "
+                f"default budget of {DEFAULT_MAX_BYTES:,} bytes: {', '.join(capped[:10])}"
+                f"{', ...' if len(capped) > 10 else ''}; pass --max-bytes to choose the budget"
+            )
     if boot is not None:
         warnings += boot.warnings()
     if known.proportions:

@@ -191,3 +191,40 @@ def test_warnings_about_skipped_files_come_from_this_run_not_the_cache(
     assert len(warned()) == 1  # the cached answer, this run's warning
     (samples / "en" / "gone.txt").unlink()
     assert warned() == []
+
+
+# -- what the reports say -------------------------------------------------------------------------------
+
+
+def test_a_truth_whose_fractions_miss_one_is_noted(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """``{"en": 0.5, "de": 0.7}`` was scaled to sum to 1 without a word; percentages still are."""
+    truth = tmp_path / "t.json"
+
+    def warnings(text: str) -> list[str]:
+        truth.write_text(text, encoding="utf-8")
+        args = infer_args(
+            small_bpe_tokenizer_json, samples, tmp_path, "--truth", str(truth), "--format", "json"
+        )
+        code, out, err = cli(*args)
+        assert code == 0, err
+        return [w for w in json.loads(out)["warnings"] if "sums to" in w]
+
+    assert len(warnings('{"en": 0.5, "de": 0.7}')) == 1
+    assert "sums to 1.2, not 1" in warnings('{"en": 0.5, "de": 0.7}')[0]
+    assert warnings('{"en": 50, "de": 30, "fr": 20}') == []
+
+
+def test_a_category_cut_at_the_default_budget_is_warned_about(
+    small_bpe_tokenizer_json: Path, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default budget (shown as "all of each sample") silently cut larger samples at 1 GB."""
+    from mixinfer import infer, stages
+
+    monkeypatch.setattr(stages, "DEFAULT_MAX_BYTES", 5_000)
+    result = infer(small_bpe_tokenizer_json, samples, merges=60, max_bytes=5_000, use_cache=False)
+    (warning,) = [w for w in result.warnings if "default budget" in w]
+    assert "3 categories were read only up to the default budget of 5,000 bytes: de, en, fr" in warning
+    result = infer(small_bpe_tokenizer_json, samples, merges=60, max_bytes=4_000, use_cache=False)
+    assert not any("default budget" in w for w in result.warnings)
