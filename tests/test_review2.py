@@ -228,3 +228,21 @@ def test_a_category_cut_at_the_default_budget_is_warned_about(
     assert "3 categories were read only up to the default budget of 5,000 bytes: de, en, fr" in warning
     result = infer(small_bpe_tokenizer_json, samples, merges=60, max_bytes=4_000, use_cache=False)
     assert not any("default budget" in w for w in result.warnings)
+
+
+def test_a_parquet_column_that_is_not_text_is_refused_like_a_jsonl_field(tmp_path: Path) -> None:
+    """A ``text`` column of numbers read as zero documents, without a word."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from mixinfer.sources import iter_documents, open_samples
+
+    (tmp_path / "en").mkdir()
+    pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "en" / "a.parquet")
+    (en,) = open_samples(str(tmp_path)).categories()
+    with pytest.raises(errors.SamplesError, match="column 'text' holds int64, not text"):
+        list(iter_documents(en))
+    # Text, also dictionary-encoded, is read; null rows are skipped.
+    column = pa.array(["one two", None, "three"]).dictionary_encode()
+    pq.write_table(pa.table({"text": column}), tmp_path / "en" / "a.parquet")
+    (en,) = open_samples(str(tmp_path)).categories()
+    assert list(iter_documents(en)) == ["one two", "three"]

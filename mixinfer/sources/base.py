@@ -353,6 +353,7 @@ def _read_jsonl(f: SampleFile, stats: ReadStats, part: FilePart | None = None) -
 
 def _read_parquet(f: SampleFile, part: FilePart | None = None) -> Iterator[str]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise MissingDependencyError(
@@ -365,6 +366,15 @@ def _read_parquet(f: SampleFile, part: FilePart | None = None) -> Iterator[str]:
             pf = pq.ParquetFile(raw)
             if column not in pf.schema_arrow.names:
                 raise SamplesError(f"{f.display}: Parquet file has no '{column}' column")
+            kind = pf.schema_arrow.field(column).type
+            # Only text is read (null rows are skipped); a column of numbers or lists gave zero
+            # documents without a word, where JSONL refuses a non-string field.
+            text = kind.value_type if pa.types.is_dictionary(kind) else kind
+            if not (pa.types.is_string(text) or pa.types.is_large_string(text) or str(text) == "string_view"):
+                raise SamplesError(
+                    f"{f.display}: Parquet column '{column}' holds {kind}, not text; name the text "
+                    "column with the manifest's 'field'"
+                )
             groups = None if part is None else list(range(part.start, min(part.end, pf.num_row_groups)))
             for batch in pf.iter_batches(row_groups=groups, columns=[column], batch_size=1024):
                 for value in batch.column(0).to_pylist():
