@@ -99,6 +99,7 @@ CSV_COLUMNS = (
     "trial",
     "method",
     "n",
+    "distractors",
     "categories",
     "truth",
     "estimate",
@@ -258,6 +259,11 @@ class TrialRecord:
     intervals: dict[str, tuple[float, float]] | None = None
 
     @property
+    def mixed(self) -> int:
+        """Categories in the trial's mixture (``--n``); the others offered are distractors."""
+        return sum(1 for share in self.truth.values() if share > 0)
+
+    @property
     def covered(self) -> list[bool]:
         """Per category, whether its interval holds the truth (empty without intervals)."""
         if self.intervals is None:
@@ -394,7 +400,8 @@ class SimulationResult:
                 [
                     r.trial,
                     r.method,
-                    len(r.categories),
+                    r.mixed,
+                    len(r.categories) - r.mixed,
                     json.dumps(r.categories),
                     json.dumps(r.truth, sort_keys=True),
                     json.dumps(r.estimate, sort_keys=True) if r.estimate is not None else "null",
@@ -491,7 +498,8 @@ class SimulationResult:
                 {
                     "trial": r.trial,
                     "method": r.method,
-                    "n": len(r.categories),
+                    "n": r.mixed,
+                    "distractors": len(r.categories) - r.mixed,
                     "categories": r.categories,
                     "truth": r.truth,
                     "estimate": r.estimate,
@@ -1100,7 +1108,8 @@ def simulate(
     ]
 
     sizes = [b for info in infos for b in info.attack_bytes.values()]
-    if sizes and min(sizes) < s.attack_bytes:
+    # A budget ends at a character boundary: up to 3 bytes short is the budget met.
+    if sizes and min(sizes) < s.attack_bytes - 3:
         notes.append(
             f"attack samples are smaller than --attack-bytes {s.attack_bytes:,} where a "
             f"category's attack part is: {min(sizes):,} to {max(sizes):,} bytes per category "

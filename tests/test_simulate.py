@@ -453,6 +453,9 @@ def test_distractors_are_offered_with_true_share_zero(lang_samples: Path, tmp_pa
         # The MSE is taken over every offered category, distractors included.
         expected = np.mean([(rec.estimate[c] - rec.truth[c]) ** 2 for c in info.offered])
         assert math.isclose(rec.mse, expected)
+    # The CSV's n is the mixture's size (--n), the distractors a column of their own.
+    rows = list(csv.DictReader(io.StringIO(offered.to_csv())))
+    assert {(r["n"], r["distractors"]) for r in rows} == {("2", "2")}
     data = offered.to_dict()
     assert data["settings"]["distractors"] == 2
     assert [t["distractors"] for t in data["trials"]] == [t.distractors for t in offered.trials]
