@@ -31,6 +31,7 @@ from mixinfer.options import (
     DEFAULT_MERGES,
     DEFAULT_TRAIN_BYTES,
     DEFAULT_VOCAB,
+    MAX_BOOTSTRAP,
     NORMALIZE,
     SIMULATION_MERGES,
     UNITS,
@@ -275,7 +276,11 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")]
 BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", help="Bootstrap replicates over documents, for intervals (0: none).")
+    int,
+    typer.Option(
+        "--bootstrap",
+        help=f"Bootstrap replicates over documents, for intervals (0: none; at most {MAX_BOOTSTRAP:,}).",
+    ),
 ]
 ConfidenceOpt = Annotated[float, typer.Option("--confidence", help="Coverage of the bootstrap intervals.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")]

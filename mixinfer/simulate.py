@@ -63,9 +63,11 @@ from mixinfer.options import (
     DEFAULT_ATTACK_BYTES,
     DEFAULT_TRAIN_BYTES,
     DEFAULT_VOCAB,
+    MAX_BOOTSTRAP,
     SIMULATION_MERGES,
     Options,
     Runtime,
+    bootstrap_too_many,
 )
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.report import InferenceResult
@@ -206,6 +208,8 @@ class SimulationSettings:
             raise UsageError(f"--time-limit must be positive, not {self.time_limit}")
         if self.bootstrap < 0 or self.bootstrap == 1:
             raise UsageError(f"--bootstrap must be 0 (none) or at least 2 replicates, not {self.bootstrap}")
+        if self.bootstrap > MAX_BOOTSTRAP:
+            raise UsageError(f"--bootstrap {bootstrap_too_many(self.bootstrap)}")
         if not 0 < self.confidence < 1:
             raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.9), not {self.confidence}")
         from mixinfer.estimators import check_estimator
