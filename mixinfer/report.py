@@ -213,8 +213,12 @@ def format_for(output: str | os.PathLike[str] | None, fmt: str | None) -> str:
     )
 
 
-def _output_error(exc: OSError, target: Path, what: str) -> UsageError:
-    """A clear message for an output file that cannot be written (exit 2, never a traceback)."""
+def output_error(exc: OSError, target: Path, what: str) -> UsageError:
+    """A clear message for an output that cannot be written (exit 2, never a traceback).
+
+    ``target`` is the path the user gave and ``what`` its option; used by :func:`write_atomic`
+    and by ``samples pull`` for its output folder, so both word the same failures alike.
+    """
     where = f"cannot write {what} {target}"
     code = exc.errno
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
@@ -271,7 +275,7 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "--output") -
         if any(len(os.fsencode(part)) > limit for part in target.parts):
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), raw)
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     return target
 
 
@@ -290,7 +294,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = target.stat() if target.exists() else None
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     mode = stat.S_IMODE(existing.st_mode) if existing is not None and stat.S_ISREG(existing.st_mode) else None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     # A short, random sibling name: the target's own name may already be near the length limit.
@@ -298,7 +302,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
     try:
         fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     try:
         try:
             view = memoryview(data)
@@ -318,7 +322,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _output_error(exc, target, what) from exc
+            raise output_error(exc, target, what) from exc
         raise
 
 

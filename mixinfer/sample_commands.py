@@ -41,6 +41,7 @@ import typer
 
 from mixinfer import __version__
 from mixinfer.errors import SamplesError, UsageError
+from mixinfer.report import output_error
 from mixinfer.sources import (
     DEFAULT_MAX_BYTES,
     Category,
@@ -199,9 +200,7 @@ def pull_samples(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(
-            f"--output {display_path(out)}: cannot create its folder ({exc.strerror or exc})"
-        ) from None
+        raise output_error(exc, out, "--output") from None
     tmp = out.parent / f".{out.name[:60]}.pull-{secrets.token_hex(6)}"
     record: dict[str, Any] = {
         "format": PULL_FORMAT,
@@ -257,8 +256,13 @@ def pull_samples(
         if out.is_dir():
             out.rmdir()  # checked empty above; rename cannot replace a folder on every system
         os.rename(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            # Reading the samples turns its OSErrors into SamplesError, so this one came from
+            # writing: a folder without write permission, a full disk, /proc. A usage error
+            # (exit 2) worded as write_atomic words it for the other commands' --output.
+            raise output_error(exc, out, "--output") from exc
         raise
     return record
 

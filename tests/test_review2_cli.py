@@ -4,6 +4,11 @@ option), each pinned down through the command line: exit code and stderr."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,8 @@ from typer.testing import CliRunner
 from mixinfer import errors
 from mixinfer.cli import EXIT_CODES, app
 from mixinfer.options import MAX_BOOTSTRAP, OptionError, Options
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -56,3 +63,56 @@ def test_a_huge_bootstrap_is_a_usage_error_before_any_work(
         assert f"--bootstrap {replicates} is more replicates than the limit of 10,000" in err, (command, err)
         assert "internal error" not in err and out == "", (command, err)
         assert not cache.exists(), command  # refused before anything was counted
+
+
+# -- D6: samples pull to a folder it cannot create -----------------------------------------------------
+
+
+def _unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run without the power to write into a read-only folder: as is for a normal user;
+    for root (who may write anywhere), in a user namespace of its own, where it is not."""
+    if os.geteuid() != 0:
+        return argv
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-U", "true"], capture_output=True).returncode != 0:
+        pytest.skip("running as root and 'unshare -U' is not available to drop the privilege")
+    return [unshare, "-U", *argv]
+
+
+def run_mixinfer(*args: str, prefix: Callable[[list[str]], list[str]] = list) -> tuple[int, str, str]:
+    """The real command in a subprocess (this checkout's package), as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(prefix([sys.executable, "-m", "mixinfer", *args]), capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_pull_into_a_read_only_folder_is_a_usage_error(samples: Path, tmp_path: Path) -> None:
+    """It was exit 1, "internal error: PermissionError" on the staging folder; infer -o said
+    "cannot write --output ...; choose a folder you can write to" (exit 2), and now pull does."""
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        for output in (locked / "snap", locked / "sub" / "snap"):
+            code, out, err = run_mixinfer("samples", "pull", str(samples), "-o", str(output),
+                                          "--max-bytes", "10kB", "-q", prefix=_unprivileged)  # fmt: skip
+            assert code == EXIT_CODES[errors.UsageError], err
+            assert (
+                f"cannot write --output {output}: Permission denied; choose a folder you can write to" in err
+            )
+            assert "internal error" not in err and out == ""
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_pull_into_proc_is_a_usage_error(samples: Path) -> None:
+    """/proc takes no new folders (ENOENT even for root): it was a FileNotFoundError, exit 1."""
+    code, out, err = cli(
+        "samples", "pull", str(samples), "-o", "/proc/mixinfer-snap", "--max-bytes", "10kB", "-q"
+    )
+    assert code == EXIT_CODES[errors.UsageError], err
+    assert "cannot write --output /proc/mixinfer-snap" in err and "choose another output path" in err
+    assert "internal error" not in err and out == ""
