@@ -7,6 +7,7 @@ which validates them. Errors become exit codes in :data:`EXIT_CODES` and nowhere
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -42,7 +43,13 @@ from mixinfer.options import (
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.report import InferenceResult, format_for, write_atomic
 from mixinfer.tables import render_audit_table, render_simulation_table, render_table
-from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
+from mixinfer.terminal import (
+    ProgressView,
+    Terminated,
+    check_interrupted,
+    install_interrupt_handlers,
+    stderr,
+)
 
 if TYPE_CHECKING:
     from mixinfer.audit import AuditEntry
@@ -59,6 +66,9 @@ EXIT_CODES: dict[type[errors.MixinferError], int] = {
 }
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+# SIGTERM and SIGHUP stop a run as Ctrl-C does (clean-up included) and exit with 128 + the signal's
+# number (143, 129), the shell's status of a process killed by it: see exit_code_for.
+EXIT_SIGNAL_BASE = 128
 # The reader of stdout went away (``| head``): what it read is all it wanted. As if killed by
 # SIGPIPE, the shell convention (128 + 13), without a traceback.
 EXIT_BROKEN_PIPE = 141
@@ -100,6 +110,8 @@ def flag(option: str) -> str:
 
 def exit_code_for(exc: BaseException) -> int:
     """Map an exception to the process exit code."""
+    if isinstance(exc, Terminated):
+        return EXIT_SIGNAL_BASE + exc.signum
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     for cls in type(exc).__mro__:
@@ -119,9 +131,12 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     """Run ``fn``; turn errors into one clear message on stderr and the mapped exit code."""
     try:
         return fn()
-    except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/red]: no output written")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as exc:
+        what = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
+        # After SIGHUP the terminal may be gone: the message is a courtesy, the exit code is not.
+        with contextlib.suppress(OSError):
+            stderr.print(f"[red]{what}[/red]: no output written")
+        raise typer.Exit(exit_code_for(exc)) from None
     except BrokenPipeError:
         raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except errors.MixinferError as exc:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,3 +118,59 @@ def test_pull_into_proc_is_a_usage_error(samples: Path) -> None:
     assert code == EXIT_CODES[errors.UsageError], err
     assert "cannot write --output /proc/mixinfer-snap" in err and "choose another output path" in err
     assert "internal error" not in err and out == ""
+
+
+# -- D7: SIGTERM or SIGHUP during samples pull -----------------------------------------------------------
+
+# The real command, each document written slowly: the pull is surely still running when the test
+# sees its staging folder and signals it (the signal interrupts the sleep, as it would a write).
+SLOW_PULL = """
+import time
+from mixinfer import sample_commands
+write = sample_commands._PartWriter.write
+def slow_write(self, doc):
+    write(self, doc)
+    time.sleep(0.05)
+sample_commands._PartWriter.write = slow_write
+from mixinfer.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "terminated (SIGHUP)"),
+     (signal.SIGINT, 130, "interrupted")],
+)  # fmt: skip
+def test_a_signal_during_pull_leaves_no_staging_folder(
+    signum: int, code: int, said: str, tmp_path: Path
+) -> None:
+    """SIGTERM and SIGHUP used to kill the pull on the spot (exit 143), leaving '.snap.pull-XXXX'
+    beside the output; they now clean up as Ctrl-C does and exit 128 + the signal's number."""
+    src = tmp_path / "src"
+    for name in ("en", "de"):
+        (src / name).mkdir(parents=True)
+        for k in range(50):
+            (src / name / f"{k:02d}.txt").write_text(f"document {k} of {name}\n" * 20, encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_PULL, "samples", "pull", str(src), "-o", str(work / "snap"), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not list(work.glob(".snap.pull-*/*/part-*")):
+            assert proc.poll() is None, f"the pull ended before it was signalled: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the pull never started writing"
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert f"{said}: no output written" in err and "Traceback" not in err, err
+    assert list(work.iterdir()) == []  # no snapshot, no staging folder
