@@ -4,6 +4,7 @@ option), each pinned down through the command line: exit code and stderr."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -174,3 +175,50 @@ def test_a_signal_during_pull_leaves_no_staging_folder(
     assert proc.returncode == code, err
     assert f"{said}: no output written" in err and "Traceback" not in err, err
     assert list(work.iterdir()) == []  # no snapshot, no staging folder
+
+
+# -- D9: samples info shows what reading the samples reported ---------------------------------------------
+
+
+@pytest.fixture
+def flawed_samples(tmp_path: Path, license_text: str) -> Path:
+    """``bin`` (one binary file: no text at all), ``latin1`` (Latin-1, not UTF-8) and ``en`` (text,
+    with a symbolic link loop beside it)."""
+    root = tmp_path / "flawed"
+    for name in ("bin", "latin1", "en"):
+        (root / name).mkdir(parents=True)
+    (root / "bin" / "x.txt").write_bytes(bytes(range(256)) * 16)
+    (root / "latin1" / "a.txt").write_bytes("café crème brûlée\n".encode("latin-1"))
+    (root / "en" / "a.txt").write_text(license_text[:20_000], encoding="utf-8")
+    (root / "en" / "loop").symlink_to("loop")
+    return root
+
+
+def test_samples_info_table_shows_the_warnings_and_the_category_infer_refuses(
+    flawed_samples: Path, small_bpe_tokenizer_json: Path, tmp_path: Path
+) -> None:
+    """The table showed 'bin 1 file, 0 documents', nothing on stderr, exit 0, while infer refused
+    the folder (exit 4); the warnings were only in --format json."""
+    code, out, err = cli("samples", "info", str(flawed_samples))
+    assert code == 0, err
+    assert (
+        f"warning: {flawed_samples / 'bin' / 'x.txt'}: looks like a binary file (NUL bytes); skipped" in err
+    )
+    assert f"{flawed_samples / 'latin1' / 'a.txt'}: 4 invalid UTF-8 byte sequence(s) replaced" in err
+    assert f"{flawed_samples / 'en' / 'loop'}: cannot be read" in err
+    refused = "category 'bin' has no readable text (1 file(s), all empty, binary or unreadable)"
+    assert f"warning: {refused}: infer would refuse it" in err
+    (bin_row,) = [line for line in out.splitlines() if " bin " in line]
+    assert "none" in bin_row
+    assert "warning" not in out  # stdout holds the table only
+    code, _, err = cli("infer", str(small_bpe_tokenizer_json), "--samples", str(flawed_samples),
+                       "--merges", "60", "--no-cache", "-q")  # fmt: skip
+    assert code == EXIT_CODES[errors.SamplesError] and "category 'bin' has no readable text" in err, err
+
+
+def test_samples_info_json_flags_the_category_without_text(flawed_samples: Path) -> None:
+    code, out, err = cli("samples", "info", str(flawed_samples), "--format", "json")
+    assert code == 0 and err == "", err
+    categories = {c["name"]: c for c in json.loads(out)["categories"]}
+    assert [categories[n]["readable"] for n in ("bin", "en", "latin1")] == [False, True, True]
+    assert any("infer would refuse it" in w for w in categories["bin"]["warnings"])
