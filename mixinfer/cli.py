@@ -92,7 +92,7 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 def parse_size(text: str, option: str = "--max-bytes") -> int:
-    """``"5MB"``, ``"500k"``, ``"1GiB"`` or a plain number of bytes."""
+    """``"5MB"``, ``"500k"``, ``"1GiB"`` or a plain number of bytes: at least one byte."""
     m = _SIZE.match(text)
     if not m:
         raise errors.UsageError(f"{option} {text!r} is not a size; use e.g. 5000000, 5MB, 1GB")
@@ -100,7 +100,11 @@ def parse_size(text: str, option: str = "--max-bytes") -> int:
     factor = _UNITS.get(unit[:1], 1)
     if "i" in unit[1:2]:
         factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit[0]]
-    return int(float(m.group(1)) * factor)
+    size = int(float(m.group(1)) * factor)
+    if size < 1:
+        # Checked here, with the text given: "0.5" comes to 0 bytes, and "not 0" would not say why.
+        raise errors.UsageError(f"{option} must be a positive number of bytes, not {text!r}; use e.g. 5MB")
+    return size
 
 
 def flag(option: str) -> str:
@@ -342,8 +346,10 @@ def make_runtime(
 ) -> Runtime:
     """The runtime of a command: its cache, its executor and its progress bars."""
     if offline:
-        # The sample sources read this (HF_HUB_OFFLINE too); this process is the CLI's own.
-        os.environ["MIXINFER_OFFLINE"] = "1"
+        from mixinfer.sources.remote import request_offline
+
+        # The sample sources read MIXINFER_OFFLINE (HF_HUB_OFFLINE too); this process is the CLI's own.
+        request_offline()
     return Runtime.create(
         cache_dir=cache_dir, use_cache=not no_cache, progress=view, workers=workers, dask=dask
     )
@@ -653,7 +659,9 @@ def audit_command(
                 say(quiet, f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}")
 
         if offline:
-            os.environ["MIXINFER_OFFLINE"] = "1"  # for the sample sources, as make_runtime does
+            from mixinfer.sources.remote import request_offline
+
+            request_offline()  # for the sample sources, as make_runtime does
         with view.running():
             result = audit(
                 tokenizers,

@@ -397,9 +397,7 @@ def pull_command(
 
     def run() -> None:
         _check_format(fmt)
-        budget = None if max_bytes is None else cli.parse_size(max_bytes)
-        if budget is not None and budget <= 0:
-            raise UsageError(f"--max-bytes must be positive, not {max_bytes!r}")
+        budget = None if max_bytes is None else cli.parse_size(max_bytes)  # at least 1 byte
 
         def said(name: str, nbytes: int, docs: int) -> None:
             cli.say(quiet, f"{name}: {_mb(nbytes)}, {docs:,} documents")

@@ -46,6 +46,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -939,7 +940,11 @@ def simulate(
     attack_where: str | None = None
     shift_notes: list[str] = []
     if attack_samples is not None:
-        attack_where, attack_categories = stages.samples(attack_samples)
+        try:
+            attack_where, attack_categories = stages.samples(attack_samples)
+        except SamplesError as exc:
+            # The sources' messages say "check --samples"; the folder at fault is the other one.
+            raise SamplesError(re.sub(r"(?<![\w-])--samples\b", "--attack-samples", str(exc))) from exc
         attack_found = {c.name: c for c in attack_categories}
         missing = [c for c in pool if c not in attack_found]
         if categories and missing:

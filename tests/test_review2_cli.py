@@ -222,3 +222,67 @@ def test_samples_info_json_flags_the_category_without_text(flawed_samples: Path)
     categories = {c["name"]: c for c in json.loads(out)["categories"]}
     assert [categories[n]["readable"] for n in ("bin", "en", "latin1")] == [False, True, True]
     assert any("infer would refuse it" in w for w in categories["bin"]["warnings"])
+
+
+# -- messages that named the wrong cause ------------------------------------------------------------------
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No offline variable set (set first so that the one --offline sets is undone after the test)."""
+    for var in ("MIXINFER_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+
+
+def test_offline_by_the_option_names_the_option(
+    online: None, small_bpe_tokenizer_json: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--offline alone was reported as 'HF_HUB_OFFLINE or MIXINFER_OFFLINE is set; unset it'."""
+    args = ["infer", str(small_bpe_tokenizer_json), "--samples", "hf://datasets/org/name/data", "--merges",
+            "60", "--no-cache", "-q"]  # fmt: skip
+    code, _, err = cli(*args, "--offline")
+    assert code == EXIT_CODES[errors.SamplesError], err
+    assert "offline mode is on (--offline is given); leave out --offline, or run" in err, err
+    assert "HF_HUB_OFFLINE" not in err and "MIXINFER_OFFLINE" not in err
+    monkeypatch.delenv("MIXINFER_OFFLINE")  # what --offline set in this process
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = cli(*args)
+    assert code == EXIT_CODES[errors.SamplesError], err
+    assert "offline mode is on (HF_HUB_OFFLINE is set); unset HF_HUB_OFFLINE, or run" in err, err
+    code, _, err = cli(*args, "--offline")
+    assert (
+        "(--offline is given and HF_HUB_OFFLINE is set); leave out --offline and unset HF_HUB_OFFLINE" in err
+    )
+
+
+def test_a_missing_memory_url_is_said_not_to_exist(small_bpe_tokenizer_json: Path) -> None:
+    """memory:// is in this process: it said remote samples 'need network access'."""
+    pytest.importorskip("fsspec")
+    code, _, err = cli("infer", str(small_bpe_tokenizer_json), "--samples", "memory://mixinfer-nothing",
+                       "--merges", "60", "--no-cache", "-q")  # fmt: skip
+    assert code == EXIT_CODES[errors.SamplesError], err
+    assert "memory://mixinfer-nothing does not exist; check --samples" in err and "network" not in err, err
+    code, _, err = cli("samples", "info", "memory://mixinfer-nothing")
+    assert code == EXIT_CODES[errors.SamplesError] and "does not exist; check the path" in err, err
+
+
+def test_missing_attack_samples_name_their_option(samples: Path, tmp_path: Path) -> None:
+    """It said 'check --samples', about the folder given to --attack-samples."""
+    missing = tmp_path / "nonexistent"
+    code, _, err = cli("simulate", "--n", "2", "--trials", "1", "--samples", str(samples), "--vocab", "400",
+                       "--merges", "60", "--attack-samples", str(missing), "--no-cache", "-q")  # fmt: skip
+    assert code == EXIT_CODES[errors.SamplesError], err
+    assert f"samples directory {missing} does not exist; check --attack-samples" in err, err
+
+
+@pytest.mark.parametrize("given", ["0.5", "0", "0kB"])
+def test_a_size_below_one_byte_is_echoed_as_given(given: str, samples: Path, tmp_path: Path) -> None:
+    """'--max-bytes 0.5' said 'not 0', a number the user never typed."""
+    code, _, err = cli("infer", "--samples", str(samples), "--merges", "60", "--max-bytes", given, "-q")
+    assert code == EXIT_CODES[errors.UsageError], err
+    assert f"--max-bytes must be a positive number of bytes, not '{given}'" in err, err
+    code, _, err = cli("samples", "pull", str(samples), "-o", str(tmp_path / "snap"), "--max-bytes", given)
+    assert (
+        code == EXIT_CODES[errors.UsageError] and f"not '{given}'" in err and not (tmp_path / "snap").exists()
+    )
