@@ -7,6 +7,7 @@ which validates them. Errors become exit codes in :data:`EXIT_CODES` and nowhere
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -31,6 +32,7 @@ from mixinfer.options import (
     DEFAULT_MERGES,
     DEFAULT_TRAIN_BYTES,
     DEFAULT_VOCAB,
+    MAX_BOOTSTRAP,
     NORMALIZE,
     SIMULATION_MERGES,
     UNITS,
@@ -41,7 +43,13 @@ from mixinfer.options import (
 from mixinfer.pretokenizers import PRESETS
 from mixinfer.report import InferenceResult, format_for, write_atomic
 from mixinfer.tables import render_audit_table, render_simulation_table, render_table
-from mixinfer.terminal import ProgressView, check_interrupted, install_interrupt_handlers, stderr
+from mixinfer.terminal import (
+    ProgressView,
+    Terminated,
+    check_interrupted,
+    install_interrupt_handlers,
+    stderr,
+)
 
 if TYPE_CHECKING:
     from mixinfer.audit import AuditEntry
@@ -58,6 +66,9 @@ EXIT_CODES: dict[type[errors.MixinferError], int] = {
 }
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+# SIGTERM and SIGHUP stop a run as Ctrl-C does (clean-up included) and exit with 128 + the signal's
+# number (143, 129), the shell's status of a process killed by it: see exit_code_for.
+EXIT_SIGNAL_BASE = 128
 # The reader of stdout went away (``| head``): what it read is all it wanted. As if killed by
 # SIGPIPE, the shell convention (128 + 13), without a traceback.
 EXIT_BROKEN_PIPE = 141
@@ -81,7 +92,7 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 def parse_size(text: str, option: str = "--max-bytes") -> int:
-    """``"5MB"``, ``"500k"``, ``"1GiB"`` or a plain number of bytes."""
+    """``"5MB"``, ``"500k"``, ``"1GiB"`` or a plain number of bytes: at least one byte."""
     m = _SIZE.match(text)
     if not m:
         raise errors.UsageError(f"{option} {text!r} is not a size; use e.g. 5000000, 5MB, 1GB")
@@ -89,7 +100,11 @@ def parse_size(text: str, option: str = "--max-bytes") -> int:
     factor = _UNITS.get(unit[:1], 1)
     if "i" in unit[1:2]:
         factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit[0]]
-    return int(float(m.group(1)) * factor)
+    size = int(float(m.group(1)) * factor)
+    if size < 1:
+        # Checked here, with the text given: "0.5" comes to 0 bytes, and "not 0" would not say why.
+        raise errors.UsageError(f"{option} must be a positive number of bytes, not {text!r}; use e.g. 5MB")
+    return size
 
 
 def flag(option: str) -> str:
@@ -99,6 +114,8 @@ def flag(option: str) -> str:
 
 def exit_code_for(exc: BaseException) -> int:
     """Map an exception to the process exit code."""
+    if isinstance(exc, Terminated):
+        return EXIT_SIGNAL_BASE + exc.signum
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     for cls in type(exc).__mro__:
@@ -118,9 +135,12 @@ def run_guarded(debug: bool, fn: Callable[[], T]) -> T:
     """Run ``fn``; turn errors into one clear message on stderr and the mapped exit code."""
     try:
         return fn()
-    except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/red]: no output written")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as exc:
+        what = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
+        # After SIGHUP the terminal may be gone: the message is a courtesy, the exit code is not.
+        with contextlib.suppress(OSError):
+            stderr.print(f"[red]{what}[/red]: no output written")
+        raise typer.Exit(exit_code_for(exc)) from None
     except BrokenPipeError:
         raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except errors.MixinferError as exc:
@@ -275,7 +295,11 @@ CacheDirOpt = Annotated[
 ]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the on-disk cache.")]
 BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", help="Bootstrap replicates over documents, for intervals (0: none).")
+    int,
+    typer.Option(
+        "--bootstrap",
+        help=f"Bootstrap replicates over documents, for intervals (0: none; at most {MAX_BOOTSTRAP:,}).",
+    ),
 ]
 ConfidenceOpt = Annotated[float, typer.Option("--confidence", help="Coverage of the bootstrap intervals.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")]
@@ -322,8 +346,10 @@ def make_runtime(
 ) -> Runtime:
     """The runtime of a command: its cache, its executor and its progress bars."""
     if offline:
-        # The sample sources read this (HF_HUB_OFFLINE too); this process is the CLI's own.
-        os.environ["MIXINFER_OFFLINE"] = "1"
+        from mixinfer.sources.remote import request_offline
+
+        # The sample sources read MIXINFER_OFFLINE (HF_HUB_OFFLINE too); this process is the CLI's own.
+        request_offline()
     return Runtime.create(
         cache_dir=cache_dir, use_cache=not no_cache, progress=view, workers=workers, dask=dask
     )
@@ -633,7 +659,9 @@ def audit_command(
                 say(quiet, f"[yellow]warning:[/yellow] {escape(entry.label)}: {escape(warning)}")
 
         if offline:
-            os.environ["MIXINFER_OFFLINE"] = "1"  # for the sample sources, as make_runtime does
+            from mixinfer.sources.remote import request_offline
+
+            request_offline()  # for the sample sources, as make_runtime does
         with view.running():
             result = audit(
                 tokenizers,

@@ -368,6 +368,13 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # The CLI turns SIGTERM and SIGHUP into an exception so that it can clean up; a forked worker
+    # inherits that handler, but has nothing to clean up and is stopped by its parent: told to end,
+    # it just ends, as it did before the CLI caught these signals.
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+            signal.signal(signum, signal.SIG_DFL)
     if parent_end is not None:
         parent_end.close()
     try:

@@ -38,6 +38,14 @@ DEFAULT_VOCAB = 30_000
 SIMULATION_MERGES = 3_000
 """The LP's T in simulations (the controlled setting of the accuracy grid), not infer's default."""
 
+MAX_BOOTSTRAP = 10_000
+"""The most bootstrap replicates a run may ask for.
+
+Each replicate is one LP solve (a second or more on a real tokenizer) and one row of every
+category's proportions kept in memory, so a mistyped count (``--bootstrap 100000000000``) would
+otherwise run out of memory or for years before saying anything. Percentile intervals settle
+within a few hundred replicates; 10,000 is far beyond what any interval needs."""
+
 
 # A Dask scheduler address: [protocol://]host:port (Dask's in-process addresses have no port).
 _DASK_ADDRESS = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?\[?[^\s/\[\]]+\]?:\d+$|^inproc://\S+$")
@@ -66,6 +74,14 @@ class OptionError(UsageError):
 def _positive_int(name: str, value: Any, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise OptionError(name, f"must be a positive number of {what}, not {value!r}")
+
+
+def bootstrap_too_many(replicates: int) -> str:
+    """The problem with a replicate count over :data:`MAX_BOOTSTRAP` (shared by simulate's check)."""
+    return (
+        f"{replicates} is more replicates than the limit of {MAX_BOOTSTRAP:,} (each is one LP solve); "
+        "intervals settle within a few hundred: use e.g. 100 or 1000"
+    )
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -149,6 +165,8 @@ class Options:
             )
         if self.bootstrap == 1:
             raise OptionError("bootstrap", "1 gives no interval; use 0 (none) or at least 2 (e.g. 20, 100)")
+        if self.bootstrap > MAX_BOOTSTRAP:
+            raise OptionError("bootstrap", bootstrap_too_many(self.bootstrap))
         if (
             isinstance(self.confidence, bool)
             or not isinstance(self.confidence, int | float)

@@ -213,8 +213,12 @@ def format_for(output: str | os.PathLike[str] | None, fmt: str | None) -> str:
     )
 
 
-def _output_error(exc: OSError, target: Path, what: str) -> UsageError:
-    """A clear message for an output file that cannot be written (exit 2, never a traceback)."""
+def output_error(exc: OSError, target: Path, what: str) -> UsageError:
+    """A clear message for an output that cannot be written (exit 2, never a traceback).
+
+    ``target`` is the path the user gave and ``what`` its option; used by :func:`write_atomic`
+    and by ``samples pull`` for its output folder, so both word the same failures alike.
+    """
     where = f"cannot write {what} {target}"
     code = exc.errno
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
@@ -271,7 +275,7 @@ def check_output_path(path: str | os.PathLike[str], *, what: str = "--output") -
         if any(len(os.fsencode(part)) > limit for part in target.parts):
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), raw)
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     return target
 
 
@@ -286,7 +290,7 @@ def write_special(target: Path, data: bytes, what: str = "--output") -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--output") -> None:
@@ -305,7 +309,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
         target.parent.mkdir(parents=True, exist_ok=True)
         existing = target.stat() if target.exists() else None
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         # A device or a pipe (/dev/null, /dev/stdout, a FIFO) is written to, never replaced:
         # renaming a file over it would, for root, turn /dev/null into a regular file.
@@ -318,7 +322,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
     try:
         fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
     except OSError as exc:
-        raise _output_error(exc, target, what) from exc
+        raise output_error(exc, target, what) from exc
     try:
         try:
             view = memoryview(data)
@@ -338,7 +342,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, what: str = "--outp
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _output_error(exc, target, what) from exc
+            raise output_error(exc, target, what) from exc
         raise
 
 

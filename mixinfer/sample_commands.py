@@ -14,7 +14,8 @@
   (``mixinfer/data/recipe_NAME.yaml``); ``paper`` approximates the paper's categories with openly
   downloadable Hugging Face datasets and needs network access.
 * ``samples info SPEC`` lists categories, sources, stored bytes (local: exact; remote: as listed)
-  and, when the files are local and small enough to read quickly, text bytes and documents.
+  and, when the files are local and small enough to read quickly, text bytes and documents; the
+  warnings of that reading (and a category without any text, which infer refuses) go to stderr.
 
 The functions :func:`pull_samples` and :func:`describe_samples` do the work and return plain data
 (they never print); the commands print it. Messages go to stderr; stdout carries the table, or
@@ -41,6 +42,7 @@ import typer
 
 from mixinfer import __version__
 from mixinfer.errors import SamplesError, UsageError
+from mixinfer.report import output_error
 from mixinfer.sources import (
     DEFAULT_MAX_BYTES,
     Category,
@@ -199,9 +201,7 @@ def pull_samples(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(
-            f"--output {display_path(out)}: cannot create its folder ({exc.strerror or exc})"
-        ) from None
+        raise output_error(exc, out, "--output") from None
     tmp = out.parent / f".{out.name[:60]}.pull-{secrets.token_hex(6)}"
     record: dict[str, Any] = {
         "format": PULL_FORMAT,
@@ -257,8 +257,13 @@ def pull_samples(
         if out.is_dir():
             out.rmdir()  # checked empty above; rename cannot replace a folder on every system
         os.rename(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            # Reading the samples turns its OSErrors into SamplesError, so this one came from
+            # writing: a folder without write permission, a full disk, /proc. A usage error
+            # (exit 2) worded as write_atomic words it for the other commands' --output.
+            raise output_error(exc, out, "--output") from exc
         raise
     return record
 
@@ -271,6 +276,8 @@ def describe_samples(spec: str, *, count_limit: int = INFO_COUNT_LIMIT) -> dict[
 
     Documents are counted by reading, within the category's own budget, only when every file of
     the category is local and they total at most ``count_limit`` bytes; otherwise they are ``None``.
+    Each category's ``warnings`` hold what reading it reported (files skipped, bytes replaced) and,
+    when it was read and has no text at all (``readable`` false), that infer would refuse it.
     """
     from mixinfer.sources.remote import RemoteFile
 
@@ -297,14 +304,22 @@ def describe_samples(spec: str, *, count_limit: int = INFO_COUNT_LIMIT) -> dict[
             "sources": _sources_of(declared, cat),
             "text_bytes": None,
             "documents": None,
+            "readable": None,
             "warnings": list(cat.skipped),
         }
         if local and stored <= count_limit:
             stats = ReadStats()
             for _ in iter_documents(cat, max_bytes=cat.max_bytes or DEFAULT_MAX_BYTES, stats=stats):
                 pass
-            entry.update(text_bytes=stats.bytes, documents=stats.documents)
+            entry.update(text_bytes=stats.bytes, documents=stats.documents, readable=stats.bytes > 0)
             entry["warnings"].extend(stats.warnings)
+            if not entry["readable"]:
+                # Said here, where it is cheap to know: infer and simulate stop at such a
+                # category (exit 4), and 'info' is where a user checks samples before a long run.
+                entry["warnings"].append(
+                    f"category '{cat.name}' has no readable text ({len(cat.files)} file(s), all empty, "
+                    "binary or unreadable): infer would refuse it; add text or remove the category"
+                )
         out["categories"].append(entry)
     return out
 
@@ -382,9 +397,7 @@ def pull_command(
 
     def run() -> None:
         _check_format(fmt)
-        budget = None if max_bytes is None else cli.parse_size(max_bytes)
-        if budget is not None and budget <= 0:
-            raise UsageError(f"--max-bytes must be positive, not {max_bytes!r}")
+        budget = None if max_bytes is None else cli.parse_size(max_bytes)  # at least 1 byte
 
         def said(name: str, nbytes: int, docs: int) -> None:
             cli.say(quiet, f"{name}: {_mb(nbytes)}, {docs:,} documents")
@@ -445,6 +458,10 @@ def info_command(spec: SpecArg, fmt: FormatOpt = "table", debug: DebugOpt = Fals
         if fmt == "json":
             cli.write_stdout(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
             return
+        # As infer shows them: the table has no room for them, and JSON readers have the field.
+        for c in info["categories"]:
+            for warning in c["warnings"]:
+                cli.say(False, f"[yellow]warning:[/yellow] {escape(warning)}")
         title = f"samples: {escape(info['spec'])}"
         if info.get("pulled_from"):
             title += f" (pulled from {escape(str(info['pulled_from']))})"
@@ -465,7 +482,7 @@ def info_command(spec: SpecArg, fmt: FormatOpt = "table", debug: DebugOpt = Fals
                 escape(c["name"]),
                 str(c["files"]),
                 stored,
-                _mb(c["text_bytes"]),
+                "[red]none[/red]" if c["readable"] is False else _mb(c["text_bytes"]),
                 docs,
                 escape(", ".join(c["sources"])),
             )

@@ -46,6 +46,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -63,9 +64,11 @@ from mixinfer.options import (
     DEFAULT_ATTACK_BYTES,
     DEFAULT_TRAIN_BYTES,
     DEFAULT_VOCAB,
+    MAX_BOOTSTRAP,
     SIMULATION_MERGES,
     Options,
     Runtime,
+    bootstrap_too_many,
 )
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.report import InferenceResult
@@ -207,6 +210,8 @@ class SimulationSettings:
             raise UsageError(f"--time-limit must be positive, not {self.time_limit}")
         if self.bootstrap < 0 or self.bootstrap == 1:
             raise UsageError(f"--bootstrap must be 0 (none) or at least 2 replicates, not {self.bootstrap}")
+        if self.bootstrap > MAX_BOOTSTRAP:
+            raise UsageError(f"--bootstrap {bootstrap_too_many(self.bootstrap)}")
         if not 0 < self.confidence < 1:
             raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.9), not {self.confidence}")
         from mixinfer.estimators import check_estimator
@@ -943,7 +948,11 @@ def simulate(
     attack_where: str | None = None
     shift_notes: list[str] = []
     if attack_samples is not None:
-        attack_where, attack_categories = stages.samples(attack_samples)
+        try:
+            attack_where, attack_categories = stages.samples(attack_samples)
+        except SamplesError as exc:
+            # The sources' messages say "check --samples"; the folder at fault is the other one.
+            raise SamplesError(re.sub(r"(?<![\w-])--samples\b", "--attack-samples", str(exc))) from exc
         attack_found = {c.name: c for c in attack_categories}
         missing = [c for c in pool if c not in attack_found]
         if categories and missing:

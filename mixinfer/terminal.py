@@ -31,27 +31,59 @@ from mixinfer.progress import Progress as ProgressEvent
 
 stderr = Console(stderr=True, highlight=False)
 
-# Set by the SIGINT handler of `main`. A KeyboardInterrupt raised where Python ignores exceptions
+# Set by the signal handlers of `main`. A KeyboardInterrupt raised where Python ignores exceptions
 # (a __del__, a callback called from C) is lost; this flag still stops the run at the next progress
 # event. (Process pools hold Ctrl-C back while they fork, see mixinfer.executors, so none is lost
 # there any more.)
 _interrupted = False
-# When the last Ctrl-C was raised as KeyboardInterrupt (time.monotonic()).
+# The signal that stopped the run (SIGINT, or one of _TERMINATING), once one has.
+_signal: int | None = None
+# When the last one was raised as an exception (time.monotonic()).
 _raised_at = 0.0
-# Another Ctrl-C this soon after one was raised is not raised again: the run is already unwinding
-# (killing workers, removing temporary files), and a KeyboardInterrupt in the middle of that cleanup
+# Another signal this soon after one was raised is not raised again: the run is already unwinding
+# (killing workers, removing temporary files), and an exception in the middle of that cleanup
 # would skip the rest of it or escape as a traceback. Later ones are raised, in case one was lost.
 _REPEAT_GRACE_SECONDS = 5.0
+# Signals that ask a process to end, besides Ctrl-C: `kill`, `timeout`, a job scheduler (SIGTERM), a
+# closed terminal or SSH session (SIGHUP). Their default action kills the process on the spot, which
+# left `samples pull`'s staging folder (and any temporary file being written) behind.
+_TERMINATING: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
-def _on_sigint(signum: int, frame: Any) -> None:
-    global _interrupted, _raised_at
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C is.
+
+    A KeyboardInterrupt so that every clean-up written for Ctrl-C (workers stopped, staging folders
+    and temporary files removed, nothing half-written) runs for these too; the CLI then exits with
+    128 + :attr:`signum`, as if killed by the signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``SIGTERM``)."""
+        return signal.Signals(self.signum).name
+
+
+def _stop(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    global _interrupted, _signal, _raised_at
     now = time.monotonic()
     if _interrupted and now - _raised_at < _REPEAT_GRACE_SECONDS:
         return
     _interrupted = True
+    if _signal is None or signum != signal.SIGINT:
+        _signal = signum  # a Ctrl-C after SIGTERM does not turn the exit code into 130
     _raised_at = now
-    raise KeyboardInterrupt
+    raise _stop(_signal)
 
 
 def _quiet_lost_interrupt(info: Any) -> None:
@@ -63,27 +95,35 @@ def _quiet_lost_interrupt(info: Any) -> None:
 
 def _ignore_interrupts_at_exit() -> None:
     # While the interpreter shuts down it puts SIGINT's default action back: after an interrupt,
-    # a second Ctrl-C there would kill the process by signal (status -2, not the 130 just chosen).
+    # a second Ctrl-C (or SIGTERM) there would kill the process by signal, not with the exit
+    # status just chosen.
     if _interrupted:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, *_TERMINATING):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def check_interrupted() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed, even when its first exception was lost."""
+    """Raise KeyboardInterrupt (:class:`Terminated` for SIGTERM and SIGHUP) if the run was
+    stopped by a signal, even when its first exception was lost."""
     if _interrupted:
-        raise KeyboardInterrupt
+        raise _stop(_signal if _signal is not None else signal.SIGINT)
 
 
 def install_interrupt_handlers() -> None:
-    """Make Ctrl-C raise KeyboardInterrupt in the main process even if a library reset it.
+    """Make Ctrl-C raise KeyboardInterrupt, and SIGTERM and SIGHUP :class:`Terminated`, in the
+    main process even if a library reset them.
 
     Call once per run (``cli.main``): it also forgets an interrupt of an earlier run in the same
-    process.
+    process. A signal whose action is "ignore" (SIGHUP under ``nohup``) stays ignored.
     """
-    global _interrupted, _raised_at
+    global _interrupted, _signal, _raised_at
     _interrupted = False
+    _signal = None
     _raised_at = 0.0
-    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, _on_signal)
+    for signum in _TERMINATING:
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _on_signal)
     sys.unraisablehook = _quiet_lost_interrupt
     atexit.unregister(_ignore_interrupts_at_exit)
     atexit.register(_ignore_interrupts_at_exit)

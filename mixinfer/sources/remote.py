@@ -136,12 +136,50 @@ def _fsspec() -> Any:
 _LOCAL_PROTOCOLS = ("file", "local", "memory")
 
 
+_TRUE = ("1", "true", "yes", "on")
+# The value request_offline gives MIXINFER_OFFLINE: true like "1" (worker processes inherit it), and
+# it lets the offline message name the option that turned offline mode on, not a variable the user
+# never set.
+OFFLINE_BY_OPTION = "--offline"
+_OFFLINE_VARS = ("MIXINFER_OFFLINE", "HF_HUB_OFFLINE")
+
+
 def offline_requested() -> bool:
     """True when ``HF_HUB_OFFLINE`` (or ``MIXINFER_OFFLINE``) is set to a true value."""
-    for var in ("MIXINFER_OFFLINE", "HF_HUB_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    return False
+    return bool(_offline_causes())
+
+
+def request_offline() -> None:
+    """Turn offline mode on for the sample sources of this process and those it starts (the
+    CLI's ``--offline``); a MIXINFER_OFFLINE that already asks for it is left as it is."""
+    if os.environ.get("MIXINFER_OFFLINE", "").strip().lower() not in _TRUE:
+        os.environ["MIXINFER_OFFLINE"] = OFFLINE_BY_OPTION
+
+
+def _offline_causes() -> list[str]:
+    """What asks for offline mode: ``--offline``, or each variable set to a true value."""
+    causes = []
+    for var in _OFFLINE_VARS:
+        value = os.environ.get(var, "").strip()
+        if var == "MIXINFER_OFFLINE" and value == OFFLINE_BY_OPTION:
+            causes.append(OFFLINE_BY_OPTION)
+        elif value.lower() in _TRUE:
+            causes.append(var)
+    return causes
+
+
+def _offline_message(url: str) -> str:
+    causes = _offline_causes()
+    variables = [c for c in causes if c != OFFLINE_BY_OPTION]
+    why = [("--offline is given" if c == OFFLINE_BY_OPTION else f"{c} is set") for c in causes]
+    undo = (["leave out --offline"] if OFFLINE_BY_OPTION in causes else []) + (
+        [f"unset {' and '.join(variables)}"] if variables else []
+    )
+    return (
+        f"{url}: remote samples need the network, and offline mode is on ({' and '.join(why)}); "
+        f"{' and '.join(undo)}, or run `mixinfer samples pull` where the network is available and use "
+        "the local snapshot"
+    )
 
 
 def url_to_fs(url: str) -> tuple[Any, str]:
@@ -153,11 +191,7 @@ def url_to_fs(url: str) -> tuple[Any, str]:
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
     if offline_requested() and scheme not in _LOCAL_PROTOCOLS:
-        raise SamplesError(
-            f"{url}: remote samples need the network, and offline mode is on (HF_HUB_OFFLINE or "
-            f"MIXINFER_OFFLINE is set); unset it, or run `mixinfer samples pull` where the network is "
-            f"available and use the local snapshot"
-        )
+        raise SamplesError(_offline_message(url))
     fsspec = _fsspec()
     try:
         return fsspec.core.url_to_fs(url)
@@ -172,6 +206,13 @@ def url_to_fs(url: str) -> tuple[Any, str]:
 
 def _unreachable(url: str, exc: BaseException) -> SamplesError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if scheme in _LOCAL_PROTOCOLS:
+        # No network between us and memory:// or file://: "need network access" would send the
+        # user looking for the wrong problem.
+        if isinstance(exc, FileNotFoundError):
+            return SamplesError(f"{url} does not exist; check --samples")
+        return SamplesError(f"{url}: cannot be read ({type(exc).__name__}: {detail}); check --samples")
     return SamplesError(
         f"{url}: cannot be reached ({type(exc).__name__}: {detail}); remote samples need network access "
         f"(and credentials for private data). Check the URL, or run `mixinfer samples pull` where the "
