@@ -11,21 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli, infer_args
 
 from mixinfer import errors
-from mixinfer.cli import app
 from mixinfer.sample_commands import pull_samples
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def infer_args(tok: Path, samples: str | Path, tmp: Path, *extra: str) -> list[str]:
-    return ["infer", str(tok), "--samples", str(samples), "--merges", "60", "--cache-dir", str(tmp / "c"),
-            "-q", *extra]  # fmt: skip
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli
 
 from mixinfer import errors
-from mixinfer.cli import EXIT_CODES, app
+from mixinfer.cli import EXIT_CODES
 from mixinfer.options import MAX_BOOTSTRAP, OptionError, Options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def samples(three_categories: Path) -> Path:
     """Three small categories: en, de, fr (conftest)."""
     return three_categories
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 # -- D5: a huge --bootstrap ----------------------------------------------------------------------------

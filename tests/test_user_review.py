@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import cli, infer_args
 
 from mixinfer import errors
-from mixinfer.cli import EXIT_BROKEN_PIPE, EXIT_CODES, app
+from mixinfer.cli import EXIT_BROKEN_PIPE, EXIT_CODES
 from mixinfer.diagnostics import summary_lines
 from mixinfer.options import Runtime, valid_dask_address
 from mixinfer.sample_commands import pull_samples
@@ -26,16 +26,6 @@ from mixinfer.strictload import DuplicateKeyError, json_loads, yaml_safe_load
 def samples(three_categories: Path) -> Path:
     """Three small categories: en, de, fr (conftest)."""
     return three_categories
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def infer_args(tok: Path, samples: str | Path, tmp: Path, *extra: str) -> list[str]:
-    return ["infer", str(tok), "--samples", str(samples), "--merges", "60", "--cache-dir", str(tmp / "c"),
-            "-q", *extra]  # fmt: skip
 
 
 def audit_with_groups(tok: Path, samples: Path, groups: Path, text: str) -> tuple[int, str, str]:
