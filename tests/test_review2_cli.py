@@ -154,6 +154,9 @@ def test_a_signal_during_pull_leaves_no_staging_folder(
         [sys.executable, "-c", SLOW_PULL, "samples", "pull", str(src), "-o", str(work / "snap"), "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # Under nohup (a CI runner's shell may be one) SIGHUP is ignored, which the tool rightly
+        # keeps: the child gets the default action back, as from an interactive shell.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10
