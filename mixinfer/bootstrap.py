@@ -17,6 +17,7 @@ is the calibrated basic interval of :func:`calibrated_intervals`. Draws come fro
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -78,7 +79,9 @@ def count_blocks(
     """Read ``category`` exactly as counting does (same budget) and count each block's words.
 
     Documents are read whole and, with ``unit="line"``, cut into lines afterwards: the budget
-    falls on the same byte either way, so the blocks hold exactly the counted text.
+    falls on the same byte either way, so the blocks hold exactly the counted text. A category of
+    fewer documents than ``blocks`` is cut into runs of lines (:func:`_runs_of_lines`): with
+    ``unit="document"``, a word that spans a cut is then counted as two (at most one per cut).
     """
     docs = list(iter_documents(category, max_bytes=max_bytes, unit="document", stats=ReadStats()))
     if len(docs) >= blocks:
@@ -87,32 +90,39 @@ def count_blocks(
             groups[i % blocks].extend(_split_lines(doc) if unit == "line" else [doc])
         cut = False
     else:
-        groups = _runs_of_lines(docs, blocks)
+        groups = _runs_of_lines(docs, blocks, whole=unit != "line")
         cut = True
     words = [count_documents(g, pretok) for g in groups]
     sizes = np.array([sum(len(u.encode("utf-8")) for u in g) for g in groups], dtype=np.int64)
     return Blocks(category.name, words, sizes, len(docs), cut)
 
 
-def _runs_of_lines(docs: list[str], blocks: int) -> list[list[str]]:
+def _runs_of_lines(docs: list[str], blocks: int, *, whole: bool = True) -> list[list[str]]:
     """Up to ``blocks`` runs of consecutive lines of ``docs``, of about equal bytes.
 
     A category of one large document (one ``.txt`` per category is common) used to make one
     block: every replicate drew the same text and its interval had no width. Runs of consecutive
     lines keep most of the correlation between neighbouring words inside one unit, as documents
-    do. Each run is counted as one text per line, as ``unit="line"`` counts, so only words that
-    would span a line break are counted differently: at most one per line.
+    do. With ``whole``, a run's lines of one document are one text again, so the counts differ
+    from the document's only at the cuts; otherwise every line is a text (``unit="line"``).
     """
-    lines = [line for doc in docs for line in _split_lines(doc)]
+    lines = [(d, line) for d, doc in enumerate(docs) for line in _split_lines(doc)]
     if not lines:
         return [[]]
     k = min(blocks, len(lines))
-    sizes = np.fromiter((len(line.encode("utf-8")) for line in lines), dtype=np.int64, count=len(lines))
+    sizes = np.fromiter((len(line.encode("utf-8")) for _, line in lines), dtype=np.int64, count=len(lines))
     # Cut where the running total of bytes passes each k-th of the whole.
     ends = np.cumsum(sizes)
     bounds = np.searchsorted(ends, ends[-1] * np.arange(1, k) / k, side="left") + 1
     cuts = [0, *sorted(set(int(b) for b in bounds if 0 < b < len(lines))), len(lines)]
-    return [lines[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    runs = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        if not whole:
+            runs.append([line for _, line in lines[a:b]])
+            continue
+        by_doc = itertools.groupby(lines[a:b], key=lambda item: item[0])
+        runs.append(["".join(line for _, line in group) for _, group in by_doc])
+    return runs
 
 
 @dataclass

@@ -136,10 +136,34 @@ def test_runs_of_lines_keep_every_line_in_order() -> None:
     docs = ["".join(f"line {i} of doc {d}\n" for i in range(50)) for d in range(3)]
     runs = _runs_of_lines(docs, 32)
     assert len(runs) == 32
-    assert "".join(line for run in runs for line in run) == "".join(docs)
-    sizes = [sum(len(line) for line in run) for run in runs]
+    assert "".join(text for run in runs for text in run) == "".join(docs)
+    # A run's lines of one document are one text: a run holds at most one text per document.
+    assert all(len(run) <= 2 for run in runs) and sum(len(run) for run in runs) == 32 + 2
+    sizes = [sum(len(text) for text in run) for run in runs]
     assert max(sizes) <= 2 * min(sizes)
+    assert sum(len(run) for run in _runs_of_lines(docs, 32, whole=False)) == 150
     assert _runs_of_lines(["one line only"], 32) == [["one line only"]]
+
+
+def test_runs_of_lines_count_as_the_documents_but_at_the_cuts(three_categories: Path) -> None:
+    """The blocks' summed counts differ from the counted words by at most a word per cut."""
+    from mixinfer.bootstrap import count_blocks
+    from mixinfer.counting import count_words
+    from mixinfer.pretokenizers import PRESETS
+    from mixinfer.samples import discover
+
+    pretok = PRESETS["default"]
+    for cat in discover(three_categories):
+        blocks = count_blocks(cat, pretok, max_bytes=40_000, unit="document")
+        assert blocks.cut and len(blocks.words) == 32
+        whole = count_words([cat], pretok, max_bytes=40_000, workers=1)[0]
+        summed: dict[bytes, int] = {}
+        for b in blocks.words:
+            for w, c in b.items():
+                summed[w] = summed.get(w, 0) + c
+        differ = sum(abs(summed.get(w, 0) - whole.words.get(w, 0)) for w in set(summed) | set(whole.words))
+        assert differ <= 3 * 31, differ
+        assert int(blocks.bytes.sum()) == whole.bytes
 
 
 def test_intervals_come_only_from_replicates_that_reached_their_optimum() -> None:
