@@ -156,14 +156,34 @@ class AuditResult:
         return buf.getvalue()
 
     def to_wide_csv(self, by: str = "category") -> str:
-        """One row per successful tokenizer: ``tokenizer`` then one column per category or group."""
+        """One row per successful tokenizer: ``tokenizer`` then one column per category or group;
+        with intervals, each column is followed by ``<column>_low`` and ``<column>_high`` (a
+        group's bounds are the sums of its categories', as ``plot`` draws them)."""
         table = self.proportions(by)
         columns = self.categories if by == "category" else self.group_names
+        results = {e.label: e.result for e in self.succeeded if e.result is not None}
+        with_iv = any(r.intervals is not None for r in results.values())
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["tokenizer", *columns])
+        if not with_iv:
+            writer.writerow(["tokenizer", *columns])
+            for label, props in table.items():
+                writer.writerow([label, *(repr(props[c]) for c in columns)])
+            return buf.getvalue()
+        writer.writerow(["tokenizer", *(h for c in columns for h in (c, f"{c}_low", f"{c}_high"))])
         for label, props in table.items():
-            writer.writerow([label, *(repr(props[c]) for c in columns)])
+            iv = results[label].intervals
+            bounds: dict[str, tuple[float, float]] = {}
+            if iv is not None:
+                for c in self.categories:
+                    key = c if by == "category" else self.groups[c]
+                    low, high = bounds.get(key, (0.0, 0.0))
+                    bounds[key] = (min(1.0, low + iv[c][0]), min(1.0, high + iv[c][1]))
+            row = [label]
+            for c in columns:
+                row.append(repr(props[c]))
+                row += [repr(b) for b in bounds[c]] if c in bounds else ["", ""]
+            writer.writerow(row)
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
@@ -655,20 +675,42 @@ def read_intervals(path: str | os.PathLike[str]) -> dict[str, dict[str, tuple[fl
     if not rows:
         return {}
     header = [h.strip() for h in rows[0]]
-    if header[:6] != ["tokenizer", "category", "group", "proportion", "low", "high"]:
-        return {}
+    # (tokenizer, column, low text, high text) for every interval the file holds.
+    found: list[tuple[int, str, str, str, str]] = []
+    if header[:6] == ["tokenizer", "category", "group", "proportion", "low", "high"]:
+        for lineno, row in enumerate(rows[1:], start=2):
+            if len(row) >= 6:
+                found.append((lineno, row[0], row[1], row[4], row[5]))
+    elif header[:1] == ["tokenizer"]:
+        bounds = _wide_interval_columns(header)
+        for lineno, row in enumerate(rows[1:], start=2):
+            for column, (lo, hi) in bounds.items():
+                if max(lo, hi) < len(row):
+                    found.append((lineno, row[0], column, row[lo], row[hi]))
     out: dict[str, dict[str, tuple[float, float]]] = {}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if len(row) < 6 or not row[4] or not row[5]:
+    for lineno, label, column, low_text, high_text in found:
+        if not low_text or not high_text:
             continue  # a tokenizer without intervals in a batch where others have them
         try:
-            low, high = float(row[4]), float(row[5])
+            low, high = float(low_text), float(high_text)
         except ValueError:
-            raise UsageError(f"{p} line {lineno}: low/high {row[4]!r}, {row[5]!r} are not numbers") from None
+            raise UsageError(
+                f"{p} line {lineno}: low/high {low_text!r}, {high_text!r} are not numbers"
+            ) from None
         if not (0.0 <= low <= high <= 1.0):
             raise UsageError(f"{p} line {lineno}: [{low}, {high}] is not an interval within [0, 1]")
-        out.setdefault(row[0], {})[row[1]] = (low, high)
+        out.setdefault(label, {})[column] = (low, high)
     return out
+
+
+def _wide_interval_columns(header: list[str]) -> dict[str, tuple[int, int]]:
+    """In a wide CSV's header: ``{column: (index of column_low, index of column_high)}``."""
+    where = {h: i for i, h in enumerate(header)}
+    return {
+        h: (where[f"{h}_low"], where[f"{h}_high"])
+        for h in header[1:]
+        if f"{h}_low" in where and f"{h}_high" in where
+    }
 
 
 def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
@@ -710,13 +752,26 @@ def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, dict[str, float
                 if len(row) < 4:
                     raise ValueError(f"line {lineno} has {len(row)} fields, expected 4")
                 label, cat, group, value = row[0], row[1], row[2], float(row[3])
+                if cat in table.get(label, {}):
+                    raise ValueError(f"line {lineno} gives {label!r} {cat!r} a second time")
+                # Reports joined from audits with other --groups: the last row would decide.
+                if groups.get(cat, group) != group:
+                    raise ValueError(
+                        f"line {lineno} puts {cat!r} in group {group!r}, an earlier line in "
+                        f"{groups[cat]!r}; join reports written with the same groups"
+                    )
                 table.setdefault(label, {})[cat] = value
                 groups[cat] = group
         else:
+            intervals = {i for pair in _wide_interval_columns(header).values() for i in pair}
             for lineno, row in enumerate(rows[1:], start=2):
                 if len(row) != len(header):
                     raise ValueError(f"line {lineno} has {len(row)} fields, expected {len(header)}")
-                table[row[0]] = {h: float(v) for h, v in zip(header[1:], row[1:], strict=True)}
+                table[row[0]] = {
+                    h: float(v)
+                    for i, (h, v) in enumerate(zip(header, row, strict=True))
+                    if i and i not in intervals
+                }
     except ValueError as exc:
         raise UsageError(f"{p} is not a valid audit report ({exc})") from None
     return table, groups

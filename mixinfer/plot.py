@@ -375,7 +375,9 @@ def plot_report(
         )
     if already_groups:
         order = group_order(columns)
-        return plot_mixtures(table, output, columns=order, title=title, orientation=orientation)
+        return plot_mixtures(
+            table, output, columns=order, title=title, orientation=orientation, intervals=intervals
+        )
     cat_groups = {**csv_groups, **group_categories([c for c in columns if c not in csv_groups])}
     cat_groups.update({c: g for c, g in mapping.items() if c in cat_groups})
     grouped, order = group_table(table, cat_groups)

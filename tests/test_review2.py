@@ -4,6 +4,7 @@ samples, one folder read two ways, stale warnings from the cache), each pinned d
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import stat
@@ -259,3 +260,52 @@ def test_a_parquet_column_that_is_not_text_is_refused_like_a_jsonl_field(tmp_pat
     pq.write_table(pa.table({"text": column}), tmp_path / "en" / "a.parquet")
     (en,) = open_samples(str(tmp_path)).categories()
     assert list(iter_documents(en)) == ["one two", "three"]
+
+
+# -- audit reports ---------------------------------------------------------------------------------------
+
+
+def test_a_wide_audit_keeps_its_intervals_and_plot_reads_them(
+    small_bpe_tokenizer_json: Path, samples: Path, tmp_path: Path
+) -> None:
+    """``audit --bootstrap --wide`` computed the intervals and wrote a CSV without them."""
+    from mixinfer.audit import read_intervals, read_report
+
+    def audit(*extra: str) -> Path:
+        out = tmp_path / f"w{len(extra)}.csv"
+        args = ["audit", str(small_bpe_tokenizer_json), "--samples", str(samples), "--merges", "60",
+                "--bootstrap", "3", "--cache-dir", str(tmp_path / "c"), "-q", "--wide",
+                "-o", str(out)]  # fmt: skip
+        code, _, err = cli(*args, *extra)
+        assert code == 0, err
+        return out
+
+    wide, by_group = audit(), audit("--by", "group")
+    header = wide.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[:4] == ["tokenizer", "en", "en_low", "en_high"]
+    table, _ = read_report(wide)
+    intervals = read_intervals(wide)
+    (label,) = table
+    assert set(table[label]) == {"de", "en", "fr"} and set(intervals[label]) == {"de", "en", "fr"}
+    assert all(lo <= table[label][c] <= hi for c, (lo, hi) in intervals[label].items())
+    # By group, a group's bounds are the sums of its categories' (de and fr are one group).
+    assert set(read_report(by_group)[0][label]) == {"English", "Latin/Cyrillic languages"}
+    lo, hi = read_intervals(by_group)[label]["Latin/Cyrillic languages"]
+    assert math.isclose(lo, min(1.0, intervals[label]["de"][0] + intervals[label]["fr"][0]))
+    assert math.isclose(hi, min(1.0, intervals[label]["de"][1] + intervals[label]["fr"][1]))
+    pytest.importorskip("matplotlib")
+    for report in (wide, by_group):
+        code, _, err = cli("plot", str(report), "-o", str(report.with_suffix(".png")))
+        assert code == 0, err
+
+
+def test_plot_refuses_a_report_whose_rows_disagree(tmp_path: Path) -> None:
+    """Joined reports of different --groups: the last row silently decided a category's group."""
+    report = tmp_path / "r.csv"
+    header = "tokenizer,category,group,proportion\n"
+    report.write_text(header + "a,en,English,0.5\na,code,Code,0.5\nb,en,Code,0.3\nb,code,Code,0.7\n")
+    code, _, err = cli("plot", str(report), "-o", str(tmp_path / "r.png"))
+    assert code == 2 and "puts 'en' in group 'Code', an earlier line in 'English'" in err, err
+    report.write_text(header + "a,en,English,0.5\na,en,English,0.5\n")
+    code, _, err = cli("plot", str(report), "-o", str(tmp_path / "r.png"))
+    assert code == 2 and "gives 'a' 'en' a second time" in err, err
