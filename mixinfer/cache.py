@@ -234,6 +234,11 @@ class Cache:
                 digests = meta.pop("__digests__")
                 if set(digests) != set(arrays) or any(_digest(arrays[n]) != digests[n] for n in arrays):
                     raise ValueError("checksum mismatch")
+                # An intact entry under another entry's name (copied or renamed by hand, or by a
+                # sync tool) would pass the checksums; entries written before keys were stored
+                # have none to compare.
+                if meta.pop("__key__", key) != key:
+                    raise ValueError("entry stored under another key")
             except Exception:  # noqa: BLE001 - whatever a damaged file makes numpy or json raise
                 # A damaged entry is never trusted: drop it and let the caller recompute.
                 self.repaired += 1
@@ -253,6 +258,7 @@ class Cache:
         path = self._entry_path(kind, key)
         full_meta = dict(meta or {})
         full_meta["__digests__"] = {name: _digest(arr) for name, arr in arrays.items()}
+        full_meta["__key__"] = key
         blob = np.frombuffer(json.dumps(full_meta, sort_keys=True).encode(), dtype=np.uint8)
         payload: dict[str, Any] = {"__meta__": blob, **arrays}
         for _ in range(_WRITE_ATTEMPTS):

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -200,6 +201,20 @@ def test_a_corrupt_entry_is_detected_and_removed(tmp_path: Path, corrupt: Any) -
     cache.store("words", KEY, {"a": np.arange(3)})
     hit = cache.load("words", KEY)
     assert hit is not None and np.array_equal(hit[0]["a"], np.arange(3))
+
+
+def test_an_entry_under_another_entrys_name_is_not_trusted(tmp_path: Path) -> None:
+    """Intact, so its checksums pass, but copied over another key's file by hand (or a sync
+    tool): it used to answer for that key, a wrong answer with exit 0."""
+    other = "f" * 32
+    cache = Cache(tmp_path)
+    cache.store("words", KEY, {"a": np.arange(5)}, {"x": 1})
+    cache.store("words", other, {"a": np.arange(7)}, {"x": 2})
+    shutil.copyfile(tmp_path / "words" / f"{KEY}.npz", tmp_path / "words" / f"{other}.npz")
+    assert cache.load("words", other) is None
+    assert cache.repaired == 1 and not (tmp_path / "words" / f"{other}.npz").exists()
+    hit = cache.load("words", KEY)
+    assert hit is not None and hit[1] == {"x": 1} and np.array_equal(hit[0]["a"], np.arange(5))
 
 
 def test_a_pickle_in_the_cache_is_never_unpickled(tmp_path: Path) -> None:
