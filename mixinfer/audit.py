@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from mixinfer import stages
 from mixinfer.errors import MixinferError, UsageError, WorkerError
 from mixinfer.executors import get_executor
-from mixinfer.groups import group_categories, group_order, load_groups
+from mixinfer.groups import group_bounds, group_categories, group_order, load_groups
 from mixinfer.options import DEFAULT_MERGES, Options, Runtime, options_from
 from mixinfer.progress import Progress, ProgressCallback, noop
 from mixinfer.replay import Trace
@@ -135,18 +135,22 @@ class AuditResult:
                 out[e.label] = totals
         return out
 
+    def intervals(self) -> dict[str, dict[str, tuple[float, float]] | None]:
+        """Each successful tokenizer's intervals by category (``None`` without a bootstrap)."""
+        return {e.label: e.result.intervals for e in self.succeeded if e.result is not None}
+
     def to_long_csv(self) -> str:
         """``tokenizer,category,group,proportion``: a row per successful tokenizer and category
         (and ``low,high`` when the bootstrap gave intervals)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        results = {e.label: e.result for e in self.succeeded if e.result is not None}
-        with_iv = any(r.intervals is not None for r in results.values())
+        intervals = self.intervals()
+        with_iv = any(iv is not None for iv in intervals.values())
         writer.writerow(
             ["tokenizer", "category", "group", "proportion", *(["low", "high"] if with_iv else [])]
         )
         for label, props in self.proportions("category").items():
-            iv = results[label].intervals
+            iv = intervals[label]
             for c in self.categories:
                 row = [label, c, self.groups[c], repr(props[c])]
                 if with_iv:
@@ -161,8 +165,8 @@ class AuditResult:
         group's bounds are the sums of its categories', as ``plot`` draws them)."""
         table = self.proportions(by)
         columns = self.categories if by == "category" else self.group_names
-        results = {e.label: e.result for e in self.succeeded if e.result is not None}
-        with_iv = any(r.intervals is not None for r in results.values())
+        intervals = self.intervals()
+        with_iv = any(iv is not None for iv in intervals.values())
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if not with_iv:
@@ -172,13 +176,8 @@ class AuditResult:
             return buf.getvalue()
         writer.writerow(["tokenizer", *(h for c in columns for h in (c, f"{c}_low", f"{c}_high"))])
         for label, props in table.items():
-            iv = results[label].intervals
-            bounds: dict[str, tuple[float, float]] = {}
-            if iv is not None:
-                for c in self.categories:
-                    key = c if by == "category" else self.groups[c]
-                    low, high = bounds.get(key, (0.0, 0.0))
-                    bounds[key] = (min(1.0, low + iv[c][0]), min(1.0, high + iv[c][1]))
+            iv = intervals[label] or {}
+            bounds = dict(iv) if by == "category" else group_bounds(iv, self.groups)
             row = [label]
             for c in columns:
                 row.append(repr(props[c]))

@@ -158,9 +158,9 @@ class BootstrapResult:
         """The reported intervals for the full-sample ``estimate`` (:func:`calibrated_intervals`),
         from the replicates that reached their optimum; ``None`` when fewer than two did (a
         replicate stopped by the time limit is not a draw of the estimator)."""
-        keep = np.array([s == "optimal" for s in self.statuses], dtype=bool)
-        if len(self.statuses) != len(self.proportions) or keep.sum() < 2:
+        if self.optimal < 2:
             return None
+        keep = np.array([s == "optimal" for s in self.statuses], dtype=bool)
         return calibrated_intervals(list(self.blocks), self.proportions[keep], estimate, self.confidence)
 
     def warnings(self) -> list[str]:

@@ -149,6 +149,21 @@ def group_categories(categories: Iterable[str], mapping: Mapping[str, str] | Non
     return {c: mapping.get(c) or default_group(c) for c in categories}
 
 
+def group_bounds(
+    bounds: Mapping[str, tuple[float, float]], groups: Mapping[str, str]
+) -> dict[str, tuple[float, float]]:
+    """A group's interval from its categories' ``bounds``: the sums of their lows and of their
+    highs, within [0, 1]. An envelope that holds whenever the categories' intervals do (wider than
+    a group's own bootstrap interval would be); categories without a group are left out."""
+    out: dict[str, tuple[float, float]] = {}
+    for cat, (low, high) in bounds.items():
+        group = groups.get(cat)
+        if group is not None:
+            a, b = out.get(group, (0.0, 0.0))
+            out[group] = (min(1.0, a + low), min(1.0, b + high))
+    return out
+
+
 def group_order(groups: Iterable[str]) -> list[str]:
     """Groups in display order: the four default groups first, then the others by name."""
     present = set(groups)

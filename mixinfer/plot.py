@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mixinfer.errors import MissingDependencyError, UsageError
-from mixinfer.groups import DEFAULT_GROUPS, group_categories, group_order, load_groups
+from mixinfer.groups import DEFAULT_GROUPS, group_bounds, group_categories, group_order, load_groups
 from mixinfer.report import write_special
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -381,15 +381,7 @@ def plot_report(
     cat_groups = {**csv_groups, **group_categories([c for c in columns if c not in csv_groups])}
     cat_groups.update({c: g for c, g in mapping.items() if c in cat_groups})
     grouped, order = group_table(table, cat_groups)
-    # A group's interval: the sums of its categories' bounds, an envelope that holds whenever the
-    # categories' intervals do (wider than a group's own bootstrap interval would be).
-    group_iv: dict[str, dict[str, tuple[float, float]]] = {}
-    for t, per_cat in intervals.items():
-        for c, (lo, hi) in per_cat.items():
-            g = cat_groups.get(c)
-            if g is not None:
-                a, b = group_iv.setdefault(t, {}).get(g, (0.0, 0.0))
-                group_iv[t][g] = (min(1.0, a + lo), min(1.0, b + hi))
+    group_iv = {t: group_bounds(per_cat, cat_groups) for t, per_cat in intervals.items()}
     return plot_mixtures(
         grouped, output, columns=order, title=title, orientation=orientation, intervals=group_iv
     )
